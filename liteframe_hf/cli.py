@@ -1,0 +1,61 @@
+"""`liteframe` console script: one entry point, one module per command.
+
+Each command module exposes `add_arguments(parser)` and `main(args) -> int | None`; modules are imported
+only when their command runs, so `liteframe --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (command words, module, one-line help). Add a row to add a command.
+COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
+    (("bench", "arch"), "liteframe_hf.bench.arch", "params, paper-rule TFLOPs and latency of the encoder variants"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liteframe", description="LiteFrame tools")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for words, module, help_text in COMMANDS:
+        parent = subparsers
+        for depth, word in enumerate(words[:-1]):
+            key = " ".join(words[: depth + 1])
+            if key not in groups:
+                group = parent.add_parser(word, help=f"{word} commands")
+                groups[key] = group.add_subparsers(dest=f"{word}_command", required=True)
+            parent = groups[key]
+        sub = parent.add_parser(words[-1], help=help_text, description=help_text)
+        sub.set_defaults(_module=module)
+        # Arguments are declared by the module itself; import lazily only for the command being parsed.
+        sub.set_defaults(_words=words)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # First pass finds the command; second pass parses its own arguments.
+    words = _match_command(argv)
+    if words is None:
+        parser.parse_args(argv)  # prints usage / help and exits
+        return 2
+    module = importlib.import_module(dict((w, m) for w, m, _ in COMMANDS)[words])
+    sub = argparse.ArgumentParser(prog="liteframe " + " ".join(words), description=module.__doc__)
+    module.add_arguments(sub)
+    args = sub.parse_args(argv[len(words) :])
+    return int(module.main(args) or 0)
+
+
+def _match_command(argv: list[str]) -> tuple[str, ...] | None:
+    for words, _, _ in sorted(COMMANDS, key=lambda row: -len(row[0])):
+        if tuple(argv[: len(words)]) == words:
+            return words
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,622 @@
+"""LiteFrame models: the compact video encoder and the video LLM around it.
+
+Data flow: pixel_values_videos (B, T, 3, H, W) -> 4-frame clips -> LiteFrameVisionModel (InternViT-style
+blocks; a temporal mixer after every block; strided depth-wise Conv3d token merging after blocks 4 and 8)
+-> (clips, 1, 16, 16, 1024) -> pixel shuffle (0.5) -> projector -> 64 LLM tokens per clip, scattered into
+the placeholder positions of the prompt -> causal LM.
+
+Module and parameter names follow transformers' InternViT (`attention.q_proj`, `mlp.fc1`, `lambda_1`, ...)
+so a student can be initialised from InternViT weights by slicing, and the projector keeps InternVL's names
+so InternVL3 checkpoints load unchanged.
+
+This file is Hub remote code: absolute `transformers` imports, single-dot sibling imports only.
+"""
+
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPast, BaseModelOutputWithPooling, ModelOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils.generic import can_return_tuple
+
+from .configuration_liteframe import LiteFrameConfig, LiteFrameVisionConfig
+
+
+def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """Reference attention. q/k/v: (B, heads, S, head_dim) -> output (B, S, heads, head_dim)."""
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = F.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+class LiteFrameAttention(nn.Module):
+    """Multi-head self-attention over a token sequence (B, S, D), through transformers' attention interface."""
+
+    def __init__(self, config: LiteFrameVisionConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scale = self.head_dim**-0.5
+        self.is_causal = False
+        d = config.hidden_size
+        self.q_proj = nn.Linear(d, d, bias=config.attention_bias)
+        self.k_proj = nn.Linear(d, d, bias=config.attention_bias)
+        self.v_proj = nn.Linear(d, d, bias=config.attention_bias)
+        self.projection_layer = nn.Linear(d, d)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        b, s, d = hidden_states.shape
+        shape = (b, s, self.num_heads, self.head_dim)
+        q = self.q_proj(hidden_states).view(shape).transpose(1, 2)  # (B, heads, S, hd)
+        k = self.k_proj(hidden_states).view(shape).transpose(1, 2)
+        v = self.v_proj(hidden_states).view(shape).transpose(1, 2)
+        attention: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+        out, _ = attention(
+            self, q, k, v, None,
+            dropout=self.config.attention_dropout if self.training else 0.0,
+            scaling=self.scale,
+            is_causal=False,
+        )
+        return self.projection_layer(out.reshape(b, s, d))
+
+
+class LiteFrameMLP(nn.Module):
+    def __init__(self, config: LiteFrameVisionConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class DepthwiseTemporalConv(nn.Module):
+    """Depth-wise Conv1d over the clip's frames at every token position (the paper's DWTempConv).
+
+    Weights have nn.Conv1d's layout (D, 1, k) but the op is a sum of k shifted, per-channel-scaled copies of
+    the input in its native (N, T, L, D) layout: no transpose to channels-first, and T is tiny (4).
+    """
+
+    def __init__(self, dim: int, kernel_size: int):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.weight = nn.Parameter(torch.zeros(dim, 1, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, T, L, D)
+        t, half = x.shape[1], self.kernel_size // 2
+        padded = F.pad(x, (0, 0, 0, 0, half, half))  # zero-pad T: (N, T + 2*half, L, D)
+        out = self.bias.expand_as(x)
+        for tap in range(self.kernel_size):
+            out = out + padded[:, tap : tap + t] * self.weight[:, 0, tap]
+        return out
+
+    def count_macs(self, x: torch.Tensor, out: torch.Tensor) -> int:
+        return out.numel() * self.kernel_size
+
+
+class DenseTemporalConv(nn.Module):
+    """Full (channel-mixing) Conv1d over frames at every token position: the paper's TempConv ablation."""
+
+    def __init__(self, dim: int, kernel_size: int):
+        super().__init__()
+        self.conv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2)  # zero-initialised in _init_weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, T, L, D)
+        n, t, l, d = x.shape
+        y = self.conv(x.permute(0, 2, 3, 1).reshape(n * l, d, t))  # (N*L, D, T)
+        return y.view(n, l, d, t).permute(0, 3, 1, 2)
+
+
+class TemporalAttention(nn.Module):
+    """Pre-norm self-attention across frames at every token position: the paper's TempAttn ablation."""
+
+    def __init__(self, config: LiteFrameVisionConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = LiteFrameAttention(config)  # output projection zero-initialised in _init_weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, T, L, D)
+        n, t, l, d = x.shape
+        seq = self.norm(x).transpose(1, 2).reshape(n * l, t, d)  # (N*L, T, D)
+        return self.attention(seq).view(n, l, t, d).transpose(1, 2)
+
+
+def build_temporal_mixer(config: LiteFrameVisionConfig) -> nn.Module | None:
+    kind = config.temporal_mixer
+    if kind == "dwconv":
+        return DepthwiseTemporalConv(config.hidden_size, config.temporal_kernel_size)
+    if kind == "conv":
+        return DenseTemporalConv(config.hidden_size, config.temporal_kernel_size)
+    if kind == "attn":
+        return TemporalAttention(config)
+    return None
+
+
+class LiteFrameVisionLayer(GradientCheckpointingLayer):
+    """InternViT block (pre-LN attention + MLP with LayerScale) followed by a residual temporal mixer.
+
+    Attention is spatial (each frame over its own 1 + h*w tokens), or joint over all T*(1 + h*w) tokens of
+    the clip with `attention_scope="clip"`.
+    """
+
+    def __init__(self, config: LiteFrameVisionConfig):
+        super().__init__()
+        self.joint_attention = config.attention_scope == "clip"
+        self.layernorm_before = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = LiteFrameAttention(config)
+        self.layernorm_after = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = LiteFrameMLP(config)
+        self.layer_scale_init_value = config.layer_scale_init_value
+        self.lambda_1 = nn.Parameter(config.layer_scale_init_value * torch.ones(config.hidden_size))
+        self.lambda_2 = nn.Parameter(config.layer_scale_init_value * torch.ones(config.hidden_size))
+        self.temporal_mixer = build_temporal_mixer(config)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:  # (N, T, L, D)
+        n, t, l, d = hidden_states.shape
+        x = hidden_states.reshape(n, t * l, d) if self.joint_attention else hidden_states.reshape(n * t, l, d)
+        x = x + self.lambda_1 * self.attention(self.layernorm_before(x))
+        x = x + self.lambda_2 * self.mlp(self.layernorm_after(x))
+        x = x.view(n, t, l, d)
+        if self.temporal_mixer is not None:
+            x = x + self.temporal_mixer(x)
+        return x
+
+
+class LiteFrameTokenMerger(nn.Module):
+    """Strided depth-wise Conv3d (kernel = stride = (t, h, w)) on the patch grid; CLS tokens of merged frames
+    are averaged. (N, T, 1 + H*W, D) -> (N, T/t, 1 + (H/h)*(W/w), D).
+
+    The conv is computed as a per-channel weighted sum over each non-overlapping (t, h, w) block with a
+    reshape, which keeps the channels-last layout (Conv3d would need channels-first copies).
+    """
+
+    def __init__(self, dim: int, factors: tuple[int, int, int]):
+        super().__init__()
+        self.factors = tuple(factors)
+        # nn.Conv3d(groups=dim) layout; starts as average pooling (what WAP targets look like).
+        self.weight = nn.Parameter(torch.full((dim, 1, *self.factors), 1.0 / (self.factors[0] * self.factors[1] * self.factors[2])))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        n, t, _, d = x.shape
+        (ft, fh, fw), (gh, gw) = self.factors, grid
+        cls, patches = x[:, :, 0], x[:, :, 1:]
+        cls = cls.view(n, t // ft, ft, d).mean(2)  # (N, T', D)
+        blocks = patches.reshape(n, t // ft, ft, gh // fh, fh, gw // fw, fw, d)
+        kernel = self.weight[:, 0].permute(1, 2, 3, 0)  # (ft, fh, fw, D)
+        merged = torch.einsum("nTaHbWcd,abcd->nTHWd", blocks, kernel) + self.bias  # (N, T', H', W', D)
+        return torch.cat([cls.unsqueeze(2), merged.flatten(2, 3)], dim=2)
+
+    def count_macs(self, x: torch.Tensor, out: torch.Tensor) -> int:
+        ft, fh, fw = self.factors
+        patches_out = out.shape[0] * out.shape[1] * (out.shape[2] - 1) * out.shape[3]
+        return patches_out * ft * fh * fw
+
+
+class LiteFrameVisionEmbeddings(nn.Module):
+    """Per-frame patch embedding + CLS + learned absolute positions (bicubic-resized for other resolutions)."""
+
+    def __init__(self, config: LiteFrameVisionConfig):
+        super().__init__()
+        self.patch_size = config.patch_size
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.patch_embeddings = nn.Module()
+        self.patch_embeddings.projection = nn.Conv2d(
+            config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
+        )
+        grid = config.image_size // config.patch_size
+        self.position_embeddings = nn.Parameter(torch.zeros(1, 1 + grid * grid, config.hidden_size))
+
+    def positions(self, gh: int, gw: int) -> torch.Tensor:
+        pos = self.position_embeddings
+        n = round((pos.shape[1] - 1) ** 0.5)
+        if (gh, gw) == (n, n):
+            return pos
+        grid = pos[:, 1:].reshape(1, n, n, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid.float(), size=(gh, gw), mode="bicubic", align_corners=False).to(pos.dtype)
+        return torch.cat([pos[:, :1], grid.permute(0, 2, 3, 1).reshape(1, gh * gw, -1)], dim=1)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:  # (F, C, H, W) -> (F, 1 + gh*gw, D)
+        x = self.patch_embeddings.projection(frames)  # (F, D, gh, gw)
+        gh, gw = x.shape[-2:]
+        x = x.flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        return x + self.positions(gh, gw)
+
+
+@dataclass
+class LiteFrameVisionOutput(ModelOutput):
+    """
+    last_hidden_state: (clips, T', H', W', out_hidden_size) patch tokens after the head, in the teacher's
+        space (the shape of a WAP target; (clips, 1, 16, 16, 1024) for LiteFrame-B at 448 px).
+    pooler_output: (clips, T', hidden_size) CLS tokens of the last block.
+    hidden_states: per block (clips, T_l, 1 + H_l*W_l, hidden_size), when asked for.
+    """
+
+    last_hidden_state: torch.Tensor | None = None
+    pooler_output: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+class LiteFramePreTrainedModel(PreTrainedModel):
+    config: LiteFrameConfig
+    base_model_prefix = "model"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["LiteFrameVisionLayer"]
+    _skip_keys_device_placement = ["past_key_values"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        std = getattr(self.config, "initializer_range", None) or self.config.get_text_config().initializer_range
+        if isinstance(module, LiteFrameVisionEmbeddings):
+            init.trunc_normal_(module.position_embeddings, std=std)
+            init.trunc_normal_(module.cls_token, std=std)
+        elif isinstance(module, LiteFrameVisionLayer):
+            init.constant_(module.lambda_1, module.layer_scale_init_value)
+            init.constant_(module.lambda_2, module.layer_scale_init_value)
+        # Temporal mixers are residual branches that start at zero, so a student initialised from an image
+        # ViT starts as that ViT; token mergers start as average pooling.
+        elif isinstance(module, DepthwiseTemporalConv):
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, DenseTemporalConv):
+            init.zeros_(module.conv.weight)
+            init.zeros_(module.conv.bias)
+        elif isinstance(module, TemporalAttention):
+            init.zeros_(module.attention.projection_layer.weight)
+            init.zeros_(module.attention.projection_layer.bias)
+        elif isinstance(module, LiteFrameTokenMerger):
+            init.constant_(module.weight, 1.0 / module.weight[0].numel())
+            init.zeros_(module.bias)
+
+
+class LiteFrameVisionModel(LiteFramePreTrainedModel):
+    """The LiteFrame video encoder. Input: clips (N, clip_len, 3, H, W) or videos (B, T, 3, H, W) with T a
+    multiple of clip_len. Output: `LiteFrameVisionOutput` with a (clips, T', H', W', D_out) token grid."""
+
+    config: LiteFrameVisionConfig
+    base_model_prefix = "vision_model"
+    main_input_name = "pixel_values"
+    input_modalities = ("video",)
+
+    def __init__(self, config: LiteFrameVisionConfig):
+        super().__init__(config)
+        self.embeddings = LiteFrameVisionEmbeddings(config)
+        self.layers = nn.ModuleList([LiteFrameVisionLayer(config) for _ in range(config.num_hidden_layers)])
+        # ModuleDict keys must be strings; key = the 1-based block index the merger follows.
+        self.token_mergers = nn.ModuleDict(
+            {str(layer): LiteFrameTokenMerger(config.hidden_size, f) for layer, f in sorted(config.downsample_layers.items())}
+        )
+        self.head = nn.Linear(config.hidden_size, config.out_hidden_size) if config.out_hidden_size else nn.Identity()
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings.patch_embeddings.projection
+
+    def _check_pixels(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        if pixel_values.ndim != 5:
+            raise ValueError(
+                f"LiteFrameVisionModel expects pixel_values of shape (num_clips, clip_len, 3, H, W) or "
+                f"(batch, frames, 3, H, W); got {tuple(pixel_values.shape)}."
+            )
+        b, t, c, h, w = pixel_values.shape
+        if t % cfg.clip_len:
+            raise ValueError(
+                f"Got {t} frames per video, not a multiple of clip_len={cfg.clip_len}: LiteFrame encodes clips of "
+                f"{cfg.clip_len} frames. Pad the video by repeating its last frame (the video processor does this)."
+            )
+        if c != cfg.num_channels:
+            raise ValueError(f"Expected {cfg.num_channels} channels, got {c} (shape {tuple(pixel_values.shape)}).")
+        _, mh, mw = cfg.merge_factors()
+        if h != w or h % cfg.patch_size or (h // cfg.patch_size) % mh or (w // cfg.patch_size) % mw:
+            step = cfg.patch_size * max(mh, mw)
+            raise ValueError(
+                f"Frame size {h}x{w} does not fit this encoder: frames must be square with a side that is a multiple "
+                f"of {step} (patch_size {cfg.patch_size} x token merging {mh}x{mw}); the model was trained at "
+                f"{cfg.image_size}x{cfg.image_size}. Resize frames with the LiteFrame video processor."
+            )
+        return pixel_values.reshape(b * t // cfg.clip_len, cfg.clip_len, c, h, w)
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> LiteFrameVisionOutput:
+        clips = self._check_pixels(pixel_values)
+        n, t = clips.shape[:2]
+        x = self.embeddings(clips.flatten(0, 1).to(self.dtype))  # (N*T, 1 + gh*gw, D)
+        grid = (clips.shape[-2] // self.config.patch_size, clips.shape[-1] // self.config.patch_size)
+        x = x.view(n, t, *x.shape[1:])  # (N, T, L, D)
+        all_hidden = [] if output_hidden_states else None
+        for index, layer in enumerate(self.layers, start=1):
+            x = layer(x)
+            if all_hidden is not None:
+                all_hidden.append(x)
+            merger = self.token_mergers[str(index)] if str(index) in self.token_mergers else None
+            if merger is not None:
+                x = merger(x, grid)
+                grid = (grid[0] // merger.factors[1], grid[1] // merger.factors[2])
+        cls, patches = x[:, :, 0], x[:, :, 1:]
+        tokens = self.head(patches).view(n, x.shape[1], grid[0], grid[1], -1)  # (N, T', H', W', D_out)
+        return LiteFrameVisionOutput(
+            last_hidden_state=tokens,
+            pooler_output=cls,
+            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+        )
+
+
+def pixel_shuffle(tokens: torch.Tensor, factor: int) -> torch.Tensor:
+    """Fold factor x factor neighbouring tokens into channels: (N, H, W, C) -> (N, H/f, W/f, C*f*f).
+
+    Channel order is InternVL's (row offset major, then column offset, then channel), so InternVL3's
+    projector weights apply unchanged."""
+    n, h, w, c = tokens.shape
+    x = tokens.reshape(n, h // factor, factor, w // factor, factor, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(n, h // factor, w // factor, c * factor * factor)
+
+
+class LiteFrameMultiModalProjector(nn.Module):
+    """InternVL's projector (same parameter names): LayerNorm -> Linear -> GELU -> Linear."""
+
+    def __init__(self, config: LiteFrameConfig):
+        super().__init__()
+        d_in, d_llm = config.projector_input_size, config.text_config.hidden_size
+        self.layer_norm = nn.LayerNorm(d_in)
+        self.linear_1 = nn.Linear(d_in, d_llm)
+        self.act = ACT2FN[config.projector_hidden_act]
+        self.linear_2 = nn.Linear(d_llm, d_llm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(self.act(self.linear_1(self.layer_norm(x))))
+
+
+@dataclass
+class LiteFrameModelOutputWithPast(BaseModelOutputWithPast):
+    """`video_hidden_states`: projected video features, (videos, tokens, d_llm) or a list per video."""
+
+    video_hidden_states: torch.Tensor | list[torch.Tensor] | None = None
+
+
+@dataclass
+class LiteFrameCausalLMOutputWithPast(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    past_key_values: Cache | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    video_hidden_states: torch.Tensor | list[torch.Tensor] | None = None
+
+
+class LiteFrameModel(LiteFramePreTrainedModel):
+    """Encoder + projector + decoder backbone (no LM head)."""
+
+    def __init__(self, config: LiteFrameConfig):
+        super().__init__(config)
+        # Instantiated directly: AutoModel.from_config only knows our vision config when it is registered.
+        self.vision_tower = LiteFrameVisionModel(config.vision_config)
+        self.multi_modal_projector = LiteFrameMultiModalProjector(config)
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_video_features(
+        self,
+        pixel_values_videos: torch.Tensor,
+        video_num_frames: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        """Encode videos into LLM-space tokens.
+
+        pixel_values_videos: (B, T, 3, H, W); videos shorter than T are padded at the end and
+        `video_num_frames` (B,) gives each video's real frame count (a multiple of clip_len). Padded clips are
+        never encoded. Returns `pooler_output` = (B, tokens, d_llm) when all videos have the same length, else
+        a list of (tokens_i, d_llm) tensors, one per video (what `generate`'s beam expansion expects).
+        """
+        clip_len = self.config.vision_config.clip_len
+        b, t = pixel_values_videos.shape[:2]
+        if t % clip_len:
+            raise ValueError(
+                f"pixel_values_videos has {t} frames, not a multiple of clip_len={clip_len}; pad by repeating the "
+                f"last frame (the LiteFrame video processor does this)."
+            )
+        clips = pixel_values_videos.view(b, t // clip_len, clip_len, *pixel_values_videos.shape[2:])
+        clips_per_video = [t // clip_len] * b
+        if video_num_frames is not None:
+            counts = [int(n) for n in video_num_frames.tolist()]
+            if any(n % clip_len or not 0 < n <= t for n in counts):
+                raise ValueError(f"video_num_frames {counts} must be positive multiples of clip_len={clip_len} and <= {t}.")
+            clips_per_video = [n // clip_len for n in counts]
+            keep = torch.arange(t // clip_len, device=clips.device)[None, :] < torch.tensor(clips_per_video, device=clips.device)[:, None]
+            clips = clips[keep]  # (total_clips, clip_len, 3, H, W), padding dropped
+        else:
+            clips = clips.flatten(0, 1)
+        vision = self.vision_tower(clips, return_dict=True)
+        grid = vision.last_hidden_state  # (clips, T', H', W', D)
+        n, tt, gh, gw, d = grid.shape
+        shuffled = pixel_shuffle(grid.reshape(n * tt, gh, gw, d), self.config.pixel_shuffle_factor)
+        tokens = self.multi_modal_projector(shuffled.reshape(n, -1, shuffled.shape[-1]))  # (clips, tok/clip, d_llm)
+        per_video = tokens.split(clips_per_video, dim=0)
+        per_video = [v.reshape(-1, v.shape[-1]) for v in per_video]
+        same_length = len(set(clips_per_video)) == 1
+        vision.pooler_output = torch.stack(per_video) if same_length else per_video
+        return BaseModelOutputWithPooling(last_hidden_state=grid, pooler_output=vision.pooler_output)
+
+    def get_placeholder_mask(self, input_ids, inputs_embeds, video_features: torch.Tensor) -> torch.Tensor:
+        """Boolean mask (B, S, 1) of video placeholder positions; checks it matches the features' token count."""
+        if input_ids is None:
+            token = self.get_input_embeddings()(torch.tensor(self.config.video_token_id, device=inputs_embeds.device))
+            mask = (inputs_embeds == token).all(-1)
+        else:
+            mask = input_ids == self.config.video_token_id
+        n_text, n_video = int(mask.sum()), video_features.shape[0]
+        if n_text != n_video:
+            per_clip = self.config.tokens_per_clip()
+            raise ValueError(
+                f"Video features and video placeholder tokens do not match: the prompt has {n_text} placeholder tokens "
+                f"(id {self.config.video_token_id}) but the videos give {n_video} features ({per_clip} per clip). "
+                f"Build prompts with the LiteFrame processor, and do not truncate them."
+            )
+        return mask.unsqueeze(-1).to(inputs_embeds.device)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_num_frames: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
+        **kwargs,
+    ) -> LiteFrameModelOutputWithPast:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        if pixel_values_videos is not None and mm_encoder_outputs and mm_encoder_outputs.get("video") is not None:
+            raise ValueError("Pass either pixel_values_videos or pre-encoded mm_encoder_outputs['video'], not both.")
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+        mm = dict(mm_encoder_outputs or {})
+        if mm.get("video") is None and pixel_values_videos is not None:
+            mm["video"] = self.get_video_features(pixel_values_videos, video_num_frames)
+        video_features = None
+        if mm.get("video") is not None:
+            video_features = mm["video"].pooler_output
+            flat = torch.cat(list(video_features)) if isinstance(video_features, (list, tuple)) else video_features.flatten(0, 1)
+            flat = flat.to(inputs_embeds.device, inputs_embeds.dtype)
+            mask = self.get_placeholder_mask(input_ids, inputs_embeds, flat)
+            inputs_embeds = inputs_embeds.masked_scatter(mask, flat)
+        outputs = self.language_model(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        return LiteFrameModelOutputWithPast(
+            last_hidden_state=outputs.last_hidden_state,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            video_hidden_states=video_features,
+        )
+
+
+class LiteFrameForConditionalGeneration(LiteFramePreTrainedModel, GenerationMixin):
+    """LiteFrame video LLM with the LM head; `generate` pre-encodes videos once (mm_encoder_outputs)."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+
+    def __init__(self, config: LiteFrameConfig):
+        super().__init__(config)
+        self.model = LiteFrameModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # A class carries one `_auto_class`; as remote code this model also serves `AutoModel`, so name it too.
+        if self._auto_class is not None:
+            target = f"modeling_liteframe.{type(self).__name__}"
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModel": target}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def get_video_features(self, pixel_values_videos: torch.Tensor, video_num_frames: torch.Tensor | None = None, **kwargs):
+        return self.model.get_video_features(pixel_values_videos, video_num_frames, **kwargs)
+
+    @property
+    def vision_tower(self) -> LiteFrameVisionModel:
+        return self.model.vision_tower
+
+    @property
+    def language_model(self) -> nn.Module:
+        return self.model.language_model
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_num_frames: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
+        **kwargs,
+    ) -> LiteFrameCausalLMOutputWithPast:
+        outputs = self.model(
+            input_ids=input_ids,
+            pixel_values_videos=pixel_values_videos,
+            video_num_frames=video_num_frames,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            mm_encoder_outputs=mm_encoder_outputs,
+            **kwargs,
+        )
+        hidden = outputs.last_hidden_state
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(hidden[:, keep, :])
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs)
+        return LiteFrameCausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            video_hidden_states=outputs.video_hidden_states,
+        )
+
+
+__all__ = [
+    "LiteFramePreTrainedModel",
+    "LiteFrameVisionModel",
+    "LiteFrameModel",
+    "LiteFrameForConditionalGeneration",
+    "pixel_shuffle",
+]

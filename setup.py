@@ -1,0 +1,45 @@
+"""LiteFrame: efficient vision encoders that unlock frame scaling in video LLMs (Hugging Face-native)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="liteframe-hf",
+    version="0.1.0",
+    description="LiteFrame video encoder + video LLM for transformers, Accelerate, PEFT and the Hub",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    # `modeling/` is the Hub remote-code folder; installed it is `liteframe_hf.modeling`, never a
+    # generic top-level `modeling` package.
+    packages=find_packages(include=["liteframe_hf", "liteframe_hf.*"]) + ["liteframe_hf.modeling"],
+    package_dir={"liteframe_hf.modeling": "modeling"},
+    include_package_data=True,
+    package_data={"liteframe_hf": ["recipes/*.yaml"]},
+    install_requires=[
+        "torch>=2.4",
+        "torchvision",
+        "transformers>=5.23,<5.24",
+        "accelerate>=1.15",
+        "peft>=0.21",
+        "datasets>=5",
+        "safetensors",
+        "huggingface-hub>=1.0",
+        "av>=14",
+        "evaluate",
+        "numpy",
+        "pyyaml",
+        "tqdm",
+    ],
+    extras_require={
+        "assets": ["gguf>=0.10", "onnx"],
+        "bench": ["matplotlib"],
+        "train": ["tensorboard"],
+        "test": ["pytest", "pytest-timeout", "gguf>=0.10", "onnx", "matplotlib", "tensorboard"],
+    },
+    entry_points={"console_scripts": ["liteframe=liteframe_hf.cli:main"]},
+)
