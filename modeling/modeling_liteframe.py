@@ -380,6 +380,15 @@ def pixel_shuffle(tokens: torch.Tensor, factor: int) -> torch.Tensor:
     return x.permute(0, 1, 3, 2, 4, 5).reshape(n, h // factor, w // factor, c * factor * factor)
 
 
+def clips_to_llm_tokens(vision_tower: nn.Module, projector: nn.Module, clips: torch.Tensor, shuffle_factor: int):
+    """Clips (N, clip_len, 3, H, W) -> (vision output, LLM tokens (N, tokens_per_clip, d_llm))."""
+    vision = vision_tower(clips, return_dict=True)
+    grid = vision.last_hidden_state  # (N, T', H', W', D)
+    n, t, h, w, d = grid.shape
+    shuffled = pixel_shuffle(grid.reshape(n * t, h, w, d), shuffle_factor)  # (N*T', H/k, W/k, D*k*k)
+    return vision, projector(shuffled.reshape(n, -1, shuffled.shape[-1]))
+
+
 class LiteFrameMultiModalProjector(nn.Module):
     """InternVL's projector (same parameter names): LayerNorm -> Linear -> GELU -> Linear."""
 
@@ -460,16 +469,11 @@ class LiteFrameModel(LiteFramePreTrainedModel):
             clips = clips[keep]  # (total_clips, clip_len, 3, H, W), padding dropped
         else:
             clips = clips.flatten(0, 1)
-        vision = self.vision_tower(clips, return_dict=True)
-        grid = vision.last_hidden_state  # (clips, T', H', W', D)
-        n, tt, gh, gw, d = grid.shape
-        shuffled = pixel_shuffle(grid.reshape(n * tt, gh, gw, d), self.config.pixel_shuffle_factor)
-        tokens = self.multi_modal_projector(shuffled.reshape(n, -1, shuffled.shape[-1]))  # (clips, tok/clip, d_llm)
-        per_video = tokens.split(clips_per_video, dim=0)
-        per_video = [v.reshape(-1, v.shape[-1]) for v in per_video]
+        vision, tokens = clips_to_llm_tokens(self.vision_tower, self.multi_modal_projector, clips, self.config.pixel_shuffle_factor)
+        per_video = [v.reshape(-1, v.shape[-1]) for v in tokens.split(clips_per_video, dim=0)]  # (tokens_i, d_llm)
         same_length = len(set(clips_per_video)) == 1
-        vision.pooler_output = torch.stack(per_video) if same_length else per_video
-        return BaseModelOutputWithPooling(last_hidden_state=grid, pooler_output=vision.pooler_output)
+        pooled = torch.stack(per_video) if same_length else per_video
+        return BaseModelOutputWithPooling(last_hidden_state=vision.last_hidden_state, pooler_output=pooled)
 
     def get_placeholder_mask(self, input_ids, inputs_embeds, video_features: torch.Tensor) -> torch.Tensor:
         """Boolean mask (B, S, 1) of video placeholder positions; checks it matches the features' token count."""
@@ -618,5 +622,6 @@ __all__ = [
     "LiteFrameVisionModel",
     "LiteFrameModel",
     "LiteFrameForConditionalGeneration",
+    "clips_to_llm_tokens",
     "pixel_shuffle",
 ]
