@@ -13,6 +13,9 @@ import sys
 # (command words, module, one-line help). Add a row to add a command.
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "arch"), "liteframe_hf.bench.arch", "params, paper-rule TFLOPs and latency of the encoder variants"),
+    (("bench", "e2e"), "liteframe_hf.bench.e2e", "end-to-end latency (encode + LLM prefill): baseline vs post-hoc WAP vs LiteFrame"),
+    (("assets", "fetch"), "liteframe_hf.assets", "fetch the real offline assets (DINOv2-S, SmolLM2-135M, sample videos) into the cache"),
+    (("assets", "list"), "liteframe_hf.assets_list", "show which real assets are cached, with sizes and paths"),
 ]
 
 

@@ -1,0 +1,305 @@
+"""End-to-end latency (vision encoding + LLM prefill) of the InternVL3-style baseline, post-hoc WAP and
+LiteFrame, per frame count: the paper's main-table protocol.
+
+Each method is one video-LLM front end feeding the same causal LM:
+  baseline   teacher ViT on every frame -> pixel shuffle -> projector      (256 tokens/frame at 448 px)
+  posthoc    teacher ViT on every frame -> WAP (4,2,2) -> shuffle -> proj (16 tokens/frame, training-free)
+  liteframe  LiteFrame encoder on 4-frame clips -> shuffle -> projector    (16 tokens/frame)
+"encode" times everything up to the LLM input embeddings; "prefill" times one LM forward over the visual
+tokens plus a text prompt, filling the KV cache (logits for the last position only). Weights are random:
+latency does not depend on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, Dinov2Config, Dinov2Model, InternVLVisionModel
+
+from ..modeling.configuration_liteframe import LiteFrameConfig, LiteFrameVisionConfig
+from ..modeling.modeling_liteframe import (
+    LiteFrameMultiModalProjector,
+    LiteFrameVisionModel,
+    clips_to_llm_tokens,
+    pixel_shuffle,
+)
+from ..paper import MAIN_TABLE, internvit_300m_config
+from ..wap import wap
+from . import environment_header, markdown_table, median, time_call, write_json
+
+METHODS = ("baseline", "posthoc", "liteframe")
+TEXT_TOKENS = 64  # question + template around the video
+
+
+@dataclass(frozen=True)
+class Preset:
+    teacher: str  # "internvit" or "dinov2"
+    student: str  # LiteFrameVisionConfig variant
+    image_size: int
+    text_config: dict
+    frames: tuple[int, ...]
+
+
+PRESETS = {
+    # InternVL3-8B: InternViT-300M at 448 px + Qwen2.5-7B (LiteFrameConfig's default text config).
+    "paper": Preset("internvit", "liteframe-b", 448, {}, (8, 16, 32, 64, 128, 256, 512)),
+    # CPU-sized: DINOv2-S/14-shaped teacher at 224 px, LiteFrame-micro, SmolLM2-135M-shaped LLM.
+    "micro": Preset(
+        "dinov2",
+        "liteframe-micro",
+        224,
+        dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+             num_attention_heads=9, num_key_value_heads=3, vocab_size=49152, max_position_embeddings=8192,
+             tie_word_embeddings=True, rms_norm_eps=1e-5),
+        (8, 16, 32, 64),
+    ),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="micro")
+    parser.add_argument("--frames", type=int, nargs="+", default=None, help="frame counts (multiples of 4); default per preset")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--dtype", choices=["bf16", "fp32", "fp16"], default=None, help="default: bf16 on cuda, fp32 on cpu")
+    parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"])
+    parser.add_argument("--warmup", type=int, default=None, help="default: 40 on cuda, 2 on cpu")
+    parser.add_argument("--repeats", type=int, default=None, help="default: 100 on cuda, 5 on cpu")
+    parser.add_argument("--text-layers", type=int, default=None, help="truncate the LLM depth (smoke tests of big presets)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the LiteFrame encoder")
+    parser.add_argument("--json", default=None, help="write rows as JSON")
+    parser.add_argument("--markdown", default=None, help="write the table as markdown")
+    parser.add_argument("--plot", default=None, help="write latency plots (PNG)")
+
+
+# ----------------------------------------------------------------------------- model construction
+
+
+def build_config(preset: Preset, text_layers: int | None, attn: str) -> LiteFrameConfig:
+    vision = LiteFrameVisionConfig.from_variant(preset.student, image_size=preset.image_size)
+    config = LiteFrameConfig(vision_config=vision, text_config=dict(preset.text_config) or None)  # None: Qwen2.5-7B
+    if text_layers is not None:
+        config.text_config.num_hidden_layers = text_layers
+    config._attn_implementation = attn
+    return config
+
+
+def build_teacher(preset: Preset) -> nn.Module:
+    if preset.teacher == "internvit":
+        return InternVLVisionModel(internvit_300m_config(image_size=preset.image_size))
+    return Dinov2Model(Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4,
+                                    patch_size=14, image_size=preset.image_size, layerscale_value=1.0))
+
+
+class TeacherFrontEnd(nn.Module):
+    """InternVL's video path: the image ViT on every frame, then (optionally) WAP, pixel shuffle, projector."""
+
+    def __init__(self, teacher: nn.Module, config: LiteFrameConfig, posthoc_wap: bool):
+        super().__init__()
+        self.teacher, self.posthoc_wap, self.factor = teacher, posthoc_wap, config.pixel_shuffle_factor
+        width = teacher.config.hidden_size
+        projector_config = LiteFrameConfig(vision_config=dict(config.vision_config.to_dict(), out_hidden_size=width),
+                                           text_config=config.text_config)
+        self.projector = LiteFrameMultiModalProjector(projector_config)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:  # (F, 3, H, W) -> (tokens, d_llm)
+        hidden = self.teacher(pixel_values=frames).last_hidden_state  # (F, 1 + g*g, D)
+        f, n, d = hidden.shape
+        g = round((n - 1) ** 0.5)
+        cls, grid = hidden[:, 0], hidden[:, 1:].reshape(f, g, g, d)
+        if self.posthoc_wap:  # training-free 16x: (F/4 clips, 4, g, g, D) -> (F/4, 1, g/2, g/2, D)
+            grid = wap(grid.reshape(f // 4, 4, g, g, d), cls.reshape(f // 4, 4, d)).flatten(0, 1)
+        tokens = self.projector(pixel_shuffle(grid, self.factor))
+        return tokens.reshape(-1, tokens.shape[-1])
+
+
+class LiteFrameFrontEnd(nn.Module):
+    """LiteFrame's video path: the encoder on 4-frame clips, pixel shuffle, projector."""
+
+    def __init__(self, config: LiteFrameConfig, compile_encoder: bool = False):
+        super().__init__()
+        self.config = config
+        self.vision_tower = LiteFrameVisionModel(config.vision_config)
+        self.multi_modal_projector = LiteFrameMultiModalProjector(config)
+        self.encoder = torch.compile(self.vision_tower) if compile_encoder else self.vision_tower
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:  # (F, 3, H, W) -> (tokens, d_llm)
+        clips = frames.view(-1, self.config.vision_config.clip_len, *frames.shape[1:])
+        _, tokens = clips_to_llm_tokens(self.encoder, self.multi_modal_projector, clips, self.config.pixel_shuffle_factor)
+        return tokens.flatten(0, 1)
+
+
+def tokens_per_frame(method: str, preset: Preset, config: LiteFrameConfig) -> float:
+    g = preset.image_size // 14
+    k = config.pixel_shuffle_factor
+    if method == "baseline":
+        return (g // k) ** 2
+    if method == "posthoc":
+        return (g // 2 // k) ** 2 / 4
+    return config.tokens_per_clip(preset.image_size) / config.vision_config.clip_len
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def peak_memory_mb(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+def reset_peak(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def measure(front_end: nn.Module, llm: nn.Module, frames: int, image_size: int, device, dtype, warmup, repeats) -> dict:
+    pixels = torch.randn(frames, 3, image_size, image_size, device=device, dtype=dtype)
+    text = torch.randn(1, TEXT_TOKENS, llm.config.hidden_size, device=device, dtype=dtype)
+    with torch.inference_mode():
+        reset_peak(device)
+        encode_ms = median(time_call(lambda: front_end(pixels), device, warmup, repeats))
+        encode_peak = peak_memory_mb(device)
+        visual = front_end(pixels)
+        embeds = torch.cat([visual[None], text], dim=1)  # (1, visual + text, d_llm)
+        reset_peak(device)
+        prefill_ms = median(time_call(lambda: llm(inputs_embeds=embeds, use_cache=True, logits_to_keep=1), device, warmup, repeats))
+        prefill_peak = peak_memory_mb(device)
+    return dict(visual_tokens=visual.shape[0], encode_ms=encode_ms, prefill_ms=prefill_ms, total_ms=encode_ms + prefill_ms,
+                encode_peak_mb=encode_peak, prefill_peak_mb=prefill_peak)
+
+
+def paper_row(method: str, frames: int) -> tuple | None:
+    table = {"baseline": "internvl3-8b", "liteframe": "liteframe"}.get(method)
+    return next((r for r in MAIN_TABLE.get(table, []) if r[0] == frames), None)
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    preset = PRESETS[args.preset]
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda requested but no CUDA device is available")
+    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}[args.dtype or ("bf16" if device.type == "cuda" else "fp32")]
+    frames_list = args.frames or list(preset.frames)
+    if any(f % 4 for f in frames_list):
+        raise SystemExit(f"--frames must be multiples of 4 (clip length): {frames_list}")
+    config = build_config(preset, args.text_layers, args.attn)
+    if args.preset == "paper" and device.type == "cpu" and args.text_layers is None:
+        raise SystemExit("The paper preset's 7B LLM does not fit a CPU benchmark: use --device cuda, or --text-layers N "
+                         "for a smoke test of the code path, or --preset micro.")
+
+    previous_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # build directly in the benchmark dtype (no fp32 copy of a 7B model)
+    try:
+        with torch.device(device):
+            llm = AutoModelForCausalLM.from_config(config.text_config, attn_implementation=args.attn).eval()
+            front_ends = {}
+            if {"baseline", "posthoc"} & set(args.methods):
+                teacher = build_teacher(preset).eval()
+                teacher.config._attn_implementation = args.attn
+                for method in ("baseline", "posthoc"):
+                    if method in args.methods:
+                        front_ends[method] = TeacherFrontEnd(teacher, config, posthoc_wap=method == "posthoc").eval()
+            if "liteframe" in args.methods:
+                front_ends["liteframe"] = LiteFrameFrontEnd(config, compile_encoder=args.compile).eval()
+    finally:
+        torch.set_default_dtype(previous_dtype)
+
+    warmup = args.warmup if args.warmup is not None else (40 if device.type == "cuda" else 2)
+    repeats = args.repeats if args.repeats is not None else (100 if device.type == "cuda" else 5)
+    rows = []
+    for method in args.methods:
+        for frames in frames_list:
+            result = measure(front_ends[method], llm, frames, preset.image_size, device, dtype, warmup, repeats)
+            paper = paper_row(method, frames) if args.preset == "paper" else None
+            rows.append(dict(method=method, frames=frames, tokens_per_frame=tokens_per_frame(method, preset, config), **result,
+                             paper_encode_ms=paper[2] if paper else None, paper_prefill_ms=paper[3] if paper else None,
+                             paper_total_ms=paper[4] if paper else None))
+            print(f"  {method:9s} {frames:4d} frames: encode {result['encode_ms']:9.1f} ms  prefill {result['prefill_ms']:9.1f} ms",
+                  flush=True)
+    meta = dict(preset=args.preset, device=str(device), dtype=str(dtype).replace("torch.", ""), warmup=warmup, repeats=repeats,
+                text_layers=config.text_config.num_hidden_layers, text_tokens=TEXT_TOKENS, attention=args.attn)
+    return rows, meta
+
+
+def summary_lines(rows: list[dict]) -> list[str]:
+    by = {(r["method"], r["frames"]): r for r in rows}
+    lines = []
+    for (method, frames), row in sorted(by.items()):
+        if method != "baseline":
+            continue
+        for other in ("liteframe", "posthoc"):
+            if (other, 8 * frames) in by:
+                ratio = by[(other, 8 * frames)]["total_ms"] / row["total_ms"]
+                lines.append(f"{other} @ {8 * frames} frames vs baseline @ {frames}: total latency ratio {ratio:.3f}x "
+                             f"({'lower' if ratio < 1 else 'HIGHER'})")
+        if ("liteframe", frames) in by:
+            enc = row["encode_ms"] / by[("liteframe", frames)]["encode_ms"]
+            lines.append(f"encoder ratio teacher / LiteFrame @ {frames} frames: {enc:.2f}x")
+    return lines
+
+
+def plot(rows: list[dict], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colours = {"baseline": "tab:red", "posthoc": "tab:orange", "liteframe": "tab:blue"}
+    for method in METHODS:
+        pts = sorted((r["frames"], r["encode_ms"], r["prefill_ms"]) for r in rows if r["method"] == method)
+        if not pts:
+            continue
+        f, e, p = zip(*pts)
+        ax1.plot(f, e, "--", color=colours[method], marker="o", label=f"{method} encode")
+        ax1.plot(f, p, ":", color=colours[method], marker="s", label=f"{method} prefill")
+        ax2.plot([a + b for a, b in zip(e, p)], f, "-", color=colours[method], marker="o", label=method)
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    frames = sorted({r["frames"] for r in rows})
+    ax1.set(yscale="log", xlabel="frames", ylabel="latency (ms)", title="latency per stage")
+    ax2.set(xscale="log", xlabel="total latency: encode + prefill (ms)", ylabel="frames covered",
+            title="frames covered at equal latency")
+    ax1.set_xscale("log", base=2)
+    ax2.set_yscale("log", base=2)
+    for axis in (ax1.xaxis, ax2.yaxis):  # label exactly the measured frame counts
+        axis.set_major_locator(FixedLocator(frames))
+        axis.set_major_formatter(matplotlib.ticker.FixedFormatter([str(f) for f in frames]))
+        axis.set_minor_locator(NullLocator())
+        axis.set_minor_formatter(NullFormatter())
+    for ax in (ax1, ax2):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(args: argparse.Namespace) -> int:
+    rows, meta = run(args)
+    header = environment_header(torch.device(args.device), preset=meta["preset"], dtype=meta["dtype"], attention=meta["attention"],
+                                timing=f"median of {meta['repeats']} after {meta['warmup']} warm-up",
+                                llm_layers=meta["text_layers"])
+    headers = ["method", "frames", "tok/frame", "visual tokens", "encode ms", "prefill ms", "total ms", "peak MiB (enc/prefill)",
+               "paper enc", "paper prefill", "paper total"]
+    table_rows = [[r["method"], r["frames"], r["tokens_per_frame"], r["visual_tokens"], r["encode_ms"], r["prefill_ms"], r["total_ms"],
+                   "-" if r["encode_peak_mb"] is None else f"{r['encode_peak_mb']:.0f}/{r['prefill_peak_mb']:.0f}",
+                   r["paper_encode_ms"], r["paper_prefill_ms"], r["paper_total_ms"]] for r in rows]
+    table = markdown_table(headers, table_rows)
+    notes = ["random weights (latency does not depend on them); prompt adds " f"{TEXT_TOKENS} text tokens",
+             "peak memory is measured on CUDA only (torch.cuda.max_memory_allocated)"]
+    text = "\n".join([header, *notes, "", table, "", *summary_lines(rows)])
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+    if args.plot:
+        plot(rows, args.plot, header)
+    write_json(args.json, {**meta, "rows": rows})
+    return 0

@@ -1,0 +1,158 @@
+"""Weighted Average Pooling (WAP): the spatio-temporal token compression behind LiteFrame's CTD targets.
+
+Teacher features of a clip are a per-frame CLS token ``c_tau`` and a patch grid ``x`` (T frames of HxW).
+The grid is cut into non-overlapping blocks of ``(t, h, w)`` tokens (default ``(4, 2, 2)``: 16x fewer
+tokens) and every block is replaced by a weighted average of its tokens:
+
+    cls_dot  (default)  a_k = softmax_k(<c_tau(k), x_k> / sqrt(D))   -- each token scored against the CLS
+                        of its own frame; the softmax runs over the block's t*h*w tokens
+    cls_attn            a_k = p_k / sum_block p                       -- p: the teacher's last-layer
+                        CLS->patch attention probabilities, head-averaged, renormalised within the block
+    mean                a_k = 1 / (t*h*w)                             -- plain average pooling (teachers
+                        without a CLS token, e.g. SigLIP)
+
+    y_block = sum_k a_k x_k
+
+Everything is vectorised (one reshape into blocks, no Python loop over blocks). Scores, softmax and the
+weighted sum run in float32 whatever the input dtype; the result is cast back to the dtype of
+``patches``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["WEIGHTINGS", "wap", "wap_weights", "check_block", "check_grid"]
+
+WEIGHTINGS = ("cls_dot", "cls_attn", "mean")
+
+
+def check_block(block: Sequence[int]) -> tuple[int, int, int]:
+    """Validate a ``(t, h, w)`` block and return it as a tuple of three positive ints."""
+    try:
+        t, h, w = (int(b) for b in block)
+    except (TypeError, ValueError):
+        raise ValueError(f"block must be three positive integers (t, h, w), e.g. (4, 2, 2); got {block!r}") from None
+    if min(t, h, w) < 1 or any(int(b) != b for b in block):
+        raise ValueError(f"block must be three positive integers (t, h, w), e.g. (4, 2, 2); got {block!r}")
+    return t, h, w
+
+
+def check_grid(shape: Sequence[int], block: tuple[int, int, int]) -> None:
+    """Raise a ValueError naming the fix when the (T, H, W) grid is not tiled by the block."""
+    problems = []
+    for axis, size, step in zip(("T (frames)", "H (patch rows)", "W (patch columns)"), shape, block):
+        if size % step:
+            problems.append(f"{axis}={size} is not divisible by {step}")
+    if problems:
+        T, H, W = shape
+        raise ValueError(
+            f"WAP block {block} does not tile the (T, H, W)=({T}, {H}, {W}) token grid: "
+            + "; ".join(problems)
+            + ". Fix: feed clips whose frame count is a multiple of the temporal block (LiteFrame uses 4-frame "
+            "clips) and an image size whose patch grid divides the spatial block (e.g. 448 px / 14 = 32), "
+            "or pass a block that divides the grid."
+        )
+
+
+def _to_blocks(x: torch.Tensor, block: tuple[int, int, int]) -> torch.Tensor:
+    """(B, T, H, W, *rest) -> (B, T/t, H/h, W/w, t*h*w, *rest) without copying more than once."""
+    t, h, w = block
+    B, T, H, W = x.shape[:4]
+    rest = x.shape[4:]
+    x = x.reshape(B, T // t, t, H // h, h, W // w, w, *rest)
+    n = len(rest)
+    perm = (0, 1, 3, 5, 2, 4, 6) + tuple(range(7, 7 + n))
+    return x.permute(perm).reshape(B, T // t, H // h, W // w, t * h * w, *rest)
+
+
+def wap_weights(
+    patches: torch.Tensor,
+    cls: torch.Tensor | None = None,
+    block: Sequence[int] = (4, 2, 2),
+    weighting: str = "cls_dot",
+    attn: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The pooling weights ``a_k``: float32 tensor (B, T/t, H/h, W/w, t*h*w) summing to 1 over the last axis.
+
+    Token order inside a block is (frame, row, column), row-major. Arguments as for :func:`wap`.
+    """
+    block = check_block(block)
+    _check_inputs(patches, cls, weighting, attn)
+    B, T, H, W, D = patches.shape
+    check_grid((T, H, W), block)
+    K = block[0] * block[1] * block[2]
+
+    if weighting == "mean":
+        return patches.new_full((B, T // block[0], H // block[1], W // block[2], K), 1.0 / K, dtype=torch.float32)
+
+    if weighting == "cls_dot":
+        # <c_tau, x_k> for every token against the CLS of its own frame, in fp32: (B, T, H, W).
+        logits = torch.einsum("bthwd,btd->bthw", patches.float(), cls.float()) / math.sqrt(D)
+        logits = _to_blocks(logits, block)
+        return torch.softmax(logits, dim=-1)  # max-subtracted softmax: stable for any logit scale
+
+    # cls_attn: renormalise the teacher's CLS->patch probabilities inside each block.
+    probs = _to_blocks(attn.float(), block)
+    total = probs.sum(dim=-1, keepdim=True)
+    return probs / total.clamp_min(torch.finfo(torch.float32).tiny)
+
+
+def wap(
+    patches: torch.Tensor,
+    cls: torch.Tensor | None = None,
+    block: Sequence[int] = (4, 2, 2),
+    weighting: str = "cls_dot",
+    attn: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Weighted Average Pooling of a spatio-temporal token grid.
+
+    Args:
+        patches: (B, T, H, W, D) patch tokens (B clips of T frames on an HxW patch grid).
+        cls: (B, T, D) per-frame CLS tokens; required by ``weighting="cls_dot"``.
+        block: (t, h, w) pooling block; T, H and W must be divisible by t, h and w.
+        weighting: ``"cls_dot"`` (default), ``"cls_attn"`` or ``"mean"``.
+        attn: (B, T, H, W) last-layer CLS->patch attention probabilities (head-averaged); required by
+            ``weighting="cls_attn"``.
+
+    Returns:
+        (B, T/t, H/h, W/w, D) pooled tokens in the dtype of ``patches``.
+    """
+    weights = wap_weights(patches, cls, block, weighting, attn)
+    values = _to_blocks(patches, check_block(block))  # (B, T', H', W', K, D)
+    if weighting == "mean":
+        return values.float().mean(dim=-2).to(patches.dtype)
+    out = torch.einsum("bthwk,bthwkd->bthwd", weights, values.float())
+    return out.to(patches.dtype)
+
+
+def _check_inputs(patches, cls, weighting, attn) -> None:
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"unknown WAP weighting {weighting!r}: choose one of {', '.join(WEIGHTINGS)}")
+    if not isinstance(patches, torch.Tensor) or patches.dim() != 5:
+        shape = tuple(patches.shape) if isinstance(patches, torch.Tensor) else type(patches).__name__
+        raise ValueError(f"patches must be a (B, T, H, W, D) tensor; got {shape}")
+    if not patches.is_floating_point():
+        raise ValueError(f"patches must be a floating-point tensor; got {patches.dtype}")
+    B, T, H, W, D = patches.shape
+    if weighting == "cls_dot":
+        if cls is None:
+            raise ValueError(
+                "weighting='cls_dot' needs the per-frame CLS tokens (cls=...) but none were given; "
+                "if the teacher has no CLS token: use weighting='mean'"
+            )
+        if tuple(cls.shape) != (B, T, D):
+            raise ValueError(f"cls must have shape (B, T, D)=({B}, {T}, {D}) to match patches; got {tuple(cls.shape)}")
+    if weighting == "cls_attn":
+        if attn is None:
+            raise ValueError(
+                "weighting='cls_attn' needs the teacher's last-layer CLS attention (attn=..., shape (B, T, H, W)); "
+                "get it from Teacher.encode(clips, need_attn=True), or use weighting='cls_dot' / 'mean'"
+            )
+        if tuple(attn.shape) != (B, T, H, W):
+            raise ValueError(
+                f"attn must have shape (B, T, H, W)=({B}, {T}, {H}, {W}) to match patches; got {tuple(attn.shape)}"
+            )
