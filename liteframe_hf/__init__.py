@@ -9,7 +9,9 @@ so the folder loads with plain transformers (`trust_remote_code=True`) where thi
 can `generate` with. `LiteFrameModel` (no LM head) is importable directly.
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText
+from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor
+from transformers.models.auto.video_processing_auto import AutoVideoProcessor
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .modeling.configuration_liteframe import VISION_VARIANTS, LiteFrameConfig, LiteFrameVisionConfig
 from .modeling.modeling_liteframe import (
@@ -18,6 +20,9 @@ from .modeling.modeling_liteframe import (
     LiteFramePreTrainedModel,
     LiteFrameVisionModel,
 )
+from .modeling.pipeline_liteframe import VideoTextToTextPipeline
+from .modeling.processing_liteframe import LiteFrameProcessor
+from .modeling.video_processing_liteframe import LiteFrameVideoProcessor
 
 __version__ = "0.1.0"
 
@@ -28,6 +33,11 @@ def _register() -> None:
     AutoModel.register(LiteFrameConfig, LiteFrameForConditionalGeneration, exist_ok=True)
     AutoModel.register(LiteFrameVisionConfig, LiteFrameVisionModel, exist_ok=True)
     AutoModelForImageTextToText.register(LiteFrameConfig, LiteFrameForConditionalGeneration, exist_ok=True)
+    AutoVideoProcessor.register(LiteFrameConfig, LiteFrameVideoProcessor, exist_ok=True)
+    AutoProcessor.register(LiteFrameConfig, LiteFrameProcessor, exist_ok=True)
+    # pt_model must be an Auto class name: saved configs record it and reloads resolve it inside transformers.
+    PIPELINE_REGISTRY.register_pipeline("video-text-to-text", pipeline_class=VideoTextToTextPipeline,
+                                        pt_model=AutoModelForImageTextToText, type="multimodal")
 
 
 def _register_for_hub() -> None:
@@ -36,6 +46,8 @@ def _register_for_hub() -> None:
     LiteFrameVisionConfig.register_for_auto_class()
     LiteFrameForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
     LiteFrameVisionModel.register_for_auto_class("AutoModel")
+    LiteFrameVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+    LiteFrameProcessor.register_for_auto_class("AutoProcessor")
 
 
 _register()
@@ -49,4 +61,7 @@ __all__ = [
     "LiteFrameModel",
     "LiteFramePreTrainedModel",
     "LiteFrameVisionModel",
+    "LiteFrameProcessor",
+    "LiteFrameVideoProcessor",
+    "VideoTextToTextPipeline",
 ]

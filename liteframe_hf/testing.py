@@ -29,3 +29,33 @@ def tiny_liteframe_config(vision_overrides: dict | None = None, **overrides) -> 
     text = tiny_text_config(**overrides.pop("text_overrides", {}))
     vision = LiteFrameVisionConfig.from_variant("liteframe-tiny", **(vision_overrides or {}))
     return LiteFrameConfig(vision_config=vision, text_config=text, video_token_id=TINY_VIDEO_TOKEN_ID, **overrides)
+
+
+_TINY_WORDS = (
+    "Clip doing user assistant system the a an is are was what which who where when how many video clip frame shows "
+    "person man woman rabbit bunny car bike street city room table cup box hand moving walks talking sitting "
+    "red green blue black white big small grey one two three four five six seven eight nine ten yes no "
+    "in on at of and or to from with does do describe happens first then last answer question word it this "
+    "that there here s ( ) : . , ? ! - 0 1 2 3 4 5 6 7 8 9"
+).split()
+
+
+def tiny_tokenizer():
+    """A real word-level `tokenizers` tokenizer whose ids fit the tiny model (`<IMG_CONTEXT>` = TINY_VIDEO_TOKEN_ID)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>", "<img>", "</img>"]
+    words = list(dict.fromkeys(_TINY_WORDS))
+    vocab = {token: i for i, token in enumerate(specials + words)}
+    for i in range(len(vocab), TINY_VIDEO_TOKEN_ID):
+        vocab[f"<unused{i}>"] = i
+    vocab["<IMG_CONTEXT>"] = TINY_VIDEO_TOKEN_ID
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.decoder = decoders.WordPiece(prefix="##")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>",
+                                        eos_token="<|im_end|>", bos_token=None)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>"]})
+    assert len(tokenizer) == TINY_VOCAB, len(tokenizer)
+    return tokenizer

@@ -1,0 +1,398 @@
+# Copyright 2026 The LiteFrame authors. Licensed under the Apache License, Version 2.0.
+"""LiteFrame's video processor: clip sampling (DESIGN.md §6), fast PyAV decoding, InternViT normalisation.
+
+Hub remote code: flat folder, sibling imports only; registers nothing (the package / the lead's ``__init__`` does).
+
+Frame-count precedence (``num_frames`` vs ``fps``, which are mutually exclusive):
+
+* An argument given explicitly wins over the instance default: ``processor(video, fps=2)`` samples at 2 fps even
+  though the instance default is ``num_frames=32`` (transformers' base class would fill in ``num_frames=32`` and
+  then fail, or silently prefer it).
+* Both given explicitly (in one call, or both to ``__init__``) raise a ``ValueError``.
+* ``LiteFrameVideoProcessor(fps=2)`` makes ``fps`` the default (``num_frames`` becomes ``None``); this survives
+  ``save_pretrained`` / ``from_pretrained``, and ``from_pretrained(path, num_frames=16)`` switches back.
+* ``num_frames`` is rounded up to a multiple of ``clip_len`` and capped at ``max_frames``; ``fps`` asks for
+  ``ceil(duration * fps)`` frames, likewise rounded and capped.
+
+Outputs: ``pixel_values_videos`` (B, T, 3, H, W) float, videos shorter than the longest in the batch padded with
+zeros at the end; ``video_num_frames`` (B,) int64, the real frames of each video (a multiple of ``clip_len``); with
+``return_metadata=True`` also ``video_metadata`` (``LiteFrameVideoMetadata`` per video: ``frames_indices``, actual
+``timestamps`` in seconds, ``is_repeat``, ``clip_len``). ``clip_spans(metadata)`` gives one (start, end) per clip
+for the prompt, e.g. ``Clip 3 (12.0-15.0s)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import torch
+from transformers.image_processing_utils import BatchFeature
+from transformers.processing_utils import Unpack, VideosKwargs
+from transformers.video_processing_utils import BaseVideoProcessor
+from transformers.video_utils import make_batched_metadata, make_batched_videos
+
+from .video_decoding_liteframe import (
+    CLIP_FPS,
+    CLIP_LEN,
+    MAX_CLIP_FPS,
+    MAX_FRAMES,
+    MIN_CLIP_FPS,
+    LiteFrameVideoMetadata,
+    clip_spans,
+    decode_frames,
+    load_video_clips,
+    plan_clip_frames,
+    probe_video,
+)
+
+
+# InternViT-300M (the teacher and the student's initialisation) normalises with the ImageNet statistics.
+INTERNVIT_MEAN = [0.485, 0.456, 0.406]
+INTERNVIT_STD = [0.229, 0.224, 0.225]
+DECODE_MODES = ("exact", "approximate")
+
+
+class LiteFrameVideoProcessorKwargs(VideosKwargs, total=False):
+    r"""
+    clip_len (`int`, *optional*, defaults to 4):
+        Frames per clip; the encoder processes clips of this many consecutive sampled frames. Frame counts are
+        rounded up to a multiple of it (videos are padded by repeating their last frame).
+    max_frames (`int`, *optional*, defaults to 512):
+        Upper bound on the sampled frames, whether asked by `num_frames` or by `fps`.
+    clip_fps (`float`, *optional*, defaults to 1.0):
+        Frame rate inside a clip for long videos (more than 1 s of video per sampled frame); within [1, 4].
+    decode_mode (`str`, *optional*, defaults to `"exact"`):
+        `"exact"` (frames at the planned instants, keyframe-aware seeking) or `"approximate"` (nearest keyframes
+        only: much faster on long videos, up to half a GOP off; actual timestamps are reported).
+    """
+
+    clip_len: int
+    max_frames: int | None
+    clip_fps: int | float
+    decode_mode: str
+
+
+def _is_source(video) -> bool:
+    """A path, URL, bytes or file object (to be decoded), as opposed to decoded frames."""
+    return isinstance(video, (str, os.PathLike, bytes, bytearray)) or (
+        hasattr(video, "read") and not isinstance(video, (np.ndarray, torch.Tensor))
+    )
+
+
+def _decode_size(size, do_resize) -> tuple[int, int] | None:
+    """(height, width) to let the decoder resize to, when the target is a fixed size."""
+    if not do_resize or size is None:
+        return None
+    if isinstance(size, int):
+        return size, size
+    height = getattr(size, "height", None) if not isinstance(size, dict) else size.get("height")
+    width = getattr(size, "width", None) if not isinstance(size, dict) else size.get("width")
+    if height and width:
+        return int(height), int(width)
+    return None
+
+
+class LiteFrameVideoProcessor(BaseVideoProcessor):
+    r"""
+    Samples LiteFrame's 4-frame clips (DESIGN.md §6) with LiteFrame's own PyAV decoder, resizes to 448x448 (bicubic)
+    and normalises with InternViT's ImageNet mean/std. See the module docstring for `num_frames`/`fps` precedence.
+    """
+
+    resample = 3  # PILImageResampling.BICUBIC
+    size = {"height": 448, "width": 448}
+    image_mean = INTERNVIT_MEAN
+    image_std = INTERNVIT_STD
+    do_resize = True
+    do_rescale = True
+    do_normalize = True
+    do_convert_rgb = True
+    do_center_crop = False
+    do_sample_frames = True
+    num_frames = 32
+    fps = None
+    clip_len = CLIP_LEN
+    max_frames = MAX_FRAMES
+    clip_fps = CLIP_FPS
+    decode_mode = "exact"
+    return_metadata = False
+    valid_kwargs = LiteFrameVideoProcessorKwargs
+    model_input_names = ["pixel_values_videos", "video_num_frames"]
+
+    def __init__(self, **kwargs: Unpack[LiteFrameVideoProcessorKwargs]):
+        num_frames, fps = kwargs.get("num_frames"), kwargs.get("fps")
+        if num_frames is not None and fps is not None:
+            raise ValueError(
+                f"`num_frames` ({num_frames}) and `fps` ({fps}) are mutually exclusive; set one default (the other "
+                "becomes None)"
+            )
+        super().__init__(**kwargs)
+        if fps is not None:
+            self.num_frames = None  # an explicit fps default replaces the class default num_frames
+        self._check_clip_settings(self.clip_len, self.max_frames, self.clip_fps, self.decode_mode)
+
+    @staticmethod
+    def _check_clip_settings(clip_len, max_frames, clip_fps, decode_mode):
+        if not isinstance(clip_len, int) or clip_len < 1:
+            raise ValueError(f"`clip_len` must be a positive integer, got {clip_len!r}")
+        if max_frames is not None and max_frames < clip_len:
+            raise ValueError(f"`max_frames` ({max_frames}) must be at least `clip_len` ({clip_len})")
+        if not MIN_CLIP_FPS <= float(clip_fps) <= MAX_CLIP_FPS:
+            raise ValueError(f"`clip_fps` must be within [{MIN_CLIP_FPS:g}, {MAX_CLIP_FPS:g}], got {clip_fps}")
+        if decode_mode not in DECODE_MODES:
+            raise ValueError(f"`decode_mode` must be one of {DECODE_MODES}, got {decode_mode!r}")
+
+    @classmethod
+    def from_dict(cls, video_processor_dict, **kwargs):
+        # An override of one of num_frames / fps replaces the saved default of the other.
+        video_processor_dict = dict(video_processor_dict)
+        if kwargs.get("fps") is not None and kwargs.get("num_frames") is None:
+            video_processor_dict["num_frames"] = None
+            kwargs.pop("num_frames", None)
+        elif kwargs.get("num_frames") is not None and kwargs.get("fps") is None:
+            video_processor_dict["fps"] = None
+            kwargs.pop("fps", None)
+        return super().from_dict(video_processor_dict, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # num_frames / fps resolution
+    # ------------------------------------------------------------------------------------------------------------
+
+    def resolve_sampling(self, num_frames=None, fps=None) -> dict:
+        """{"num_frames": n, "fps": None} or {"num_frames": None, "fps": f}: explicit argument > instance default."""
+        if num_frames is not None and fps is not None:
+            raise ValueError(
+                f"`num_frames` ({num_frames}) and `fps` ({fps}) were both given; they are mutually exclusive"
+            )
+        if num_frames is not None:
+            return {"num_frames": num_frames, "fps": None}
+        if fps is not None:
+            return {"num_frames": None, "fps": fps}
+        if self.num_frames is not None and self.fps is not None:
+            raise ValueError(
+                f"this processor has both `num_frames={self.num_frames}` and `fps={self.fps}` set as defaults; set "
+                "one of them to None"
+            )
+        if self.num_frames is None and self.fps is None:
+            return {"num_frames": type(self).num_frames, "fps": None}
+        return {"num_frames": self.num_frames, "fps": self.fps}
+
+    def preprocess(self, videos, **kwargs: Unpack[LiteFrameVideoProcessorKwargs]) -> BatchFeature:
+        kwargs.update(self.resolve_sampling(kwargs.get("num_frames"), kwargs.get("fps")))
+        self._check_clip_settings(
+            kwargs.get("clip_len") or self.clip_len,
+            kwargs.get("max_frames") or self.max_frames,
+            kwargs.get("clip_fps") or self.clip_fps,
+            kwargs.get("decode_mode") or self.decode_mode,
+        )
+        return super().preprocess(videos, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Sampling and decoding
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _sampling_args(self, num_frames=None, fps=None, clip_len=None, max_frames=None, clip_fps=None, **_):
+        resolved = self.resolve_sampling(num_frames, fps)
+        return {
+            **resolved,
+            "clip_len": int(clip_len or self.clip_len),
+            "max_frames": max_frames if max_frames is not None else self.max_frames,
+            "clip_fps": float(clip_fps or self.clip_fps),
+        }
+
+    def sample_frames(self, metadata, num_frames=None, fps=None, clip_len=None, max_frames=None, clip_fps=None, **kwargs):
+        """Frame indices for already-decoded frames, by `plan_clip_frames` (the one §6 planner).
+
+        With a known frame rate (`metadata.fps`) the plan is made in seconds; otherwise the frames are taken as one
+        uniform sequence (fewer frames than asked -> repeated indices).
+        """
+        args = self._sampling_args(num_frames, fps, clip_len, max_frames, clip_fps)
+        total = int(metadata.total_num_frames)
+        if metadata.fps:
+            plan = plan_clip_frames(
+                total / metadata.fps, args["num_frames"], args["fps"], clip_len=args["clip_len"],
+                max_frames=args["max_frames"], clip_fps=args["clip_fps"], video_fps=metadata.fps,
+                total_num_frames=total,
+            )
+            return plan.frame_indices
+        if args["fps"] is not None:
+            raise ValueError(
+                "sampling by `fps` needs the video's frame rate: pass `video_metadata` with `fps` for decoded frames"
+            )
+        plan = plan_clip_frames(float(total), args["num_frames"], None, clip_len=args["clip_len"],
+                                max_frames=args["max_frames"], clip_fps=MIN_CLIP_FPS)
+        return np.minimum(((np.arange(plan.num_frames) + 0.5) * total / plan.num_frames).astype(np.int64), total - 1)
+
+    def _is_own_sampler(self, sample_indices_fn) -> bool:
+        return (
+            isinstance(sample_indices_fn, functools.partial)
+            and getattr(sample_indices_fn.func, "__self__", None) is self
+            and getattr(sample_indices_fn.func, "__name__", "") == "sample_frames"
+        )
+
+    def fetch_videos(self, video_url_or_urls, sample_indices_fn=None):
+        """Decode paths / URLs / bytes with LiteFrame's PyAV decoder (not torchcodec), following the §6 plan.
+
+        Returns (frames, metadata) for one source, or (list of frames, list of metadata) for a list.
+        """
+        if isinstance(video_url_or_urls, (list, tuple)):
+            pairs = [self.fetch_videos(v, sample_indices_fn=sample_indices_fn) for v in video_url_or_urls]
+            return [p[0] for p in pairs], [p[1] for p in pairs]
+        source = video_url_or_urls
+        params = dict(sample_indices_fn.keywords) if self._is_own_sampler(sample_indices_fn) else {}
+        size = _decode_size(params.get("size", self.size), params.get("do_resize", self.do_resize))
+        resample = params.get("resample", self.resample)
+        mode = params.get("decode_mode") or self.decode_mode
+        if sample_indices_fn is None or params:
+            if sample_indices_fn is None and not params:
+                # do_sample_frames=False: every frame (kept at output size only)
+                info = probe_video(source)
+                result = decode_frames(source, indices=np.arange(info.total_num_frames), size=size,
+                                       interpolation=resample, mode="exact", return_tensors="pt")
+            else:
+                args = self._sampling_args(**params)
+                result = load_video_clips(
+                    source, args["num_frames"], args["fps"], clip_len=args["clip_len"],
+                    max_frames=args["max_frames"], clip_fps=args["clip_fps"], size=size, mode=mode,
+                    interpolation=resample, return_tensors="pt",
+                )
+        else:
+            # a caller-supplied index sampler: give it transformers-style metadata, decode the indices it returns
+            info = probe_video(source)
+            meta = LiteFrameVideoMetadata(
+                total_num_frames=info.total_num_frames, fps=info.fps, width=info.width, height=info.height,
+                duration=info.duration, video_backend="liteframe-pyav",
+            )
+            indices = np.asarray(sample_indices_fn(metadata=meta), dtype=np.int64)
+            result = decode_frames(source, indices=indices, size=size, interpolation=resample, mode=mode,
+                                   return_tensors="pt")
+        result.metadata.clip_len = self.clip_len if not params else self._sampling_args(**params)["clip_len"]
+        return result.frames, result.metadata
+
+    def _decode_and_sample_videos(self, videos, video_metadata, do_sample_frames=None, sample_indices_fn=None):
+        if _is_source(videos):
+            videos = [videos]
+        elif isinstance(videos, (list, tuple)) and videos and all(_is_source(v) for v in videos):
+            videos = list(videos)  # (make_batched_videos would drop bytes / file objects)
+        else:
+            videos = make_batched_videos(videos)
+        if videos and isinstance(videos[0], (list, tuple)):
+            # a list of image URLs per video: transformers' own path (no sampling)
+            return super()._decode_and_sample_videos(videos, video_metadata, do_sample_frames, sample_indices_fn)
+        params = dict(sample_indices_fn.keywords) if self._is_own_sampler(sample_indices_fn) else {}
+        clip_len = int(params.get("clip_len") or self.clip_len)
+        if all(_is_source(v) for v in videos):
+            frames, metadata = self.fetch_videos(videos, sample_indices_fn=sample_indices_fn)
+        else:
+            if any(_is_source(v) for v in videos):
+                raise ValueError("mix of file paths and decoded frames in one batch; pass one kind")
+            metadata_in = make_batched_metadata(videos, video_metadata=video_metadata)
+            frames, metadata = [], []
+            for video, meta in zip(videos, metadata_in):
+                video = video if isinstance(video, torch.Tensor) else torch.from_numpy(np.asarray(video))
+                total = int(video.shape[0])
+                fps = meta.fps
+                if do_sample_frames and sample_indices_fn is not None:
+                    indices = np.asarray(sample_indices_fn(metadata=meta), dtype=np.int64)
+                else:
+                    indices = np.arange(total, dtype=np.int64)
+                indices = np.minimum(indices, total - 1)
+                is_repeat = np.zeros(len(indices), dtype=bool)
+                is_repeat[1:] = indices[1:] == indices[:-1]
+                frames.append(video[torch.from_numpy(indices)])
+                metadata.append(
+                    LiteFrameVideoMetadata(
+                        total_num_frames=int(meta.total_num_frames or total), fps=fps, width=meta.width,
+                        height=meta.height, duration=meta.duration or (total / fps if fps else None),
+                        video_backend=meta.video_backend or "array", frames_indices=indices.tolist(),
+                        frame_timestamps=(indices / fps).tolist() if fps else None, is_repeat=is_repeat.tolist(),
+                        decode_mode="array", clip_len=clip_len,
+                    )
+                )
+        # pad every video to whole clips by repeating its last frame (recorded in the metadata)
+        out_frames = []
+        for video, meta in zip(frames, metadata):
+            pad = -int(video.shape[0]) % clip_len
+            if pad:
+                video = torch.cat([video, video[-1:].expand(pad, *video.shape[1:])])
+                meta.frames_indices = list(meta.frames_indices) + [meta.frames_indices[-1]] * pad
+                if meta.frame_timestamps is not None:
+                    meta.frame_timestamps = list(meta.frame_timestamps) + [meta.frame_timestamps[-1]] * pad
+                meta.is_repeat = list(meta.is_repeat or [False] * (len(meta.frames_indices) - pad)) + [True] * pad
+            meta.clip_len = clip_len
+            out_frames.append(video)
+        return out_frames, metadata
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Pixels
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _preprocess(
+        self,
+        videos: list[torch.Tensor],
+        do_resize: bool,
+        size,
+        resample,
+        do_center_crop: bool,
+        crop_size,
+        do_rescale: bool,
+        rescale_factor: float,
+        do_normalize: bool,
+        image_mean,
+        image_std,
+        clip_len: int | None = None,
+        return_tensors=None,
+        **kwargs,
+    ) -> BatchFeature:
+        clip_len = int(clip_len or self.clip_len)
+        processed = []
+        for video in videos:  # (T, C, H, W) uint8
+            pad = -int(video.shape[0]) % clip_len
+            if pad:
+                video = torch.cat([video, video[-1:].expand(pad, *video.shape[1:])])
+            if do_resize:
+                target = _decode_size(size, True)
+                if target is None or tuple(video.shape[-2:]) != target:
+                    video = self.resize(video, size=size, resample=resample)
+            if do_center_crop:
+                video = self.center_crop(video, crop_size)
+            video = self.rescale_and_normalize(video, do_rescale, rescale_factor, do_normalize, image_mean, image_std)
+            processed.append(video)
+        num_frames = [int(v.shape[0]) for v in processed]
+        if return_tensors is not None and processed:
+            if len({tuple(v.shape[1:]) for v in processed}) > 1:
+                raise ValueError(
+                    "videos of different frame sizes cannot be batched; set do_resize=True with a fixed `size`"
+                )
+            longest = max(num_frames)
+            batch = processed[0].new_zeros((len(processed), longest, *processed[0].shape[1:]))
+            for i, v in enumerate(processed):
+                batch[i, : v.shape[0]] = v
+            data = {"pixel_values_videos": batch, "video_num_frames": torch.tensor(num_frames, dtype=torch.long)}
+        else:
+            data = {"pixel_values_videos": processed, "video_num_frames": num_frames}
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Helpers for the processor's prompt (one line per clip with its time span)
+    # ------------------------------------------------------------------------------------------------------------
+
+    def num_clips(self, num_frames: int) -> int:
+        """Clips for `num_frames` sampled frames (after padding to whole clips)."""
+        return -(-int(num_frames) // self.clip_len)
+
+    def clip_spans(self, metadata) -> list[tuple[float, float]]:
+        """(first, last) frame time in seconds of each clip of a processed video (from its `video_metadata`)."""
+        clip_len = getattr(metadata, "clip_len", None) or self.clip_len
+        timestamps = metadata.timestamps if not isinstance(metadata, (list, tuple, np.ndarray)) else metadata
+        return clip_spans(timestamps, clip_len)
+
+    def plan(self, duration: float, num_frames=None, fps=None):
+        """The §6 sampling plan this processor would use for a video of `duration` seconds."""
+        args = self._sampling_args(num_frames, fps)
+        return plan_clip_frames(duration, args["num_frames"], args["fps"], clip_len=args["clip_len"],
+                                max_frames=args["max_frames"], clip_fps=args["clip_fps"])
+
+
+__all__ = ["LiteFrameVideoProcessor", "LiteFrameVideoProcessorKwargs"]
