@@ -16,10 +16,11 @@ setup(
     python_requires=">=3.10",
     # `modeling/` is the Hub remote-code folder; installed it is `liteframe_hf.modeling`, never a
     # generic top-level `modeling` package.
-    packages=find_packages(include=["liteframe_hf", "liteframe_hf.*"]) + ["liteframe_hf.modeling"],
-    package_dir={"liteframe_hf.modeling": "modeling"},
+    # `model_cards/` (Jinja templates) ships as data inside the package: liteframe_hf/model_cards/*.md.
+    packages=find_packages(include=["liteframe_hf", "liteframe_hf.*"]) + ["liteframe_hf.modeling", "liteframe_hf.model_cards"],
+    package_dir={"liteframe_hf.modeling": "modeling", "liteframe_hf.model_cards": "model_cards"},
     include_package_data=True,
-    package_data={"liteframe_hf": ["recipes/*.yaml"]},
+    package_data={"liteframe_hf.model_cards": ["*.md"]},
     install_requires=[
         "torch>=2.4",
         "torchvision",
@@ -29,6 +30,7 @@ setup(
         "datasets>=5",
         "safetensors",
         "huggingface-hub>=1.0",
+        "jinja2",
         "av>=14",
         "evaluate",
         "numpy",

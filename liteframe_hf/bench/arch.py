@@ -90,6 +90,7 @@ def main(args: argparse.Namespace) -> int:
         ratio = by_name[TEACHER]["latency_ms"] / by_name["dwtempconv"]["latency_ms"]
         flop_ratio = by_name[TEACHER]["tflops"] / by_name["dwtempconv"]["tflops"]
         print(f"teacher / LiteFrame latency ratio: {ratio:.2f}x (FLOP ratio {flop_ratio:.2f}x; paper A100 5.97x)")
-    write_json(args.json, {"device": str(device), "dtype": str(dtype), "frames": args.frames,
-                           "image_size": args.image_size, "warmup": warmup, "repeats": repeats, "rows": records})
+    timed = not args.flops_only  # no timing ran in --flops-only mode: record none
+    write_json(args.json, {"device": str(device), "dtype": str(dtype), "frames": args.frames, "image_size": args.image_size,
+                           "warmup": warmup if timed else None, "repeats": repeats if timed else None, "rows": records})
     return 0
