@@ -46,7 +46,6 @@ filled with the nearest decoded frame and flagged in ``metadata.is_repeat`` (and
 
 from __future__ import annotations
 
-import bisect
 import io
 import math
 import os
@@ -438,7 +437,9 @@ def _open(source):
         if head == b"" and hasattr(source, "seek"):
             raise VideoDecodeError(name, "the input is empty (0 bytes)")
     else:
-        raise VideoDecodeError(name, f"unsupported source type {type(source).__name__} (expected a path, bytes or file)")
+        raise VideoDecodeError(
+            name, f"unsupported source type {type(source).__name__} (expected a path, bytes or a file object)"
+        )
 
     try:
         container = av.open(target, mode="r", options=options, metadata_errors="ignore")
@@ -604,6 +605,11 @@ class _Output:
         self._last_key = None
         self._last_arr = None
         self.converted = 0
+        # One reformatter for the whole call: it keeps libswscale's context (filter tables) between frames, which
+        # more than halves the cost of a bicubic resize compared with `frame.to_ndarray(width=..., height=...)`.
+        from av.video.reformatter import VideoReformatter
+
+        self._reformatter = VideoReformatter()
 
     def convert(self, frame) -> np.ndarray:
         if self._last_key is not None and self._last_key == frame.pts:
@@ -621,7 +627,9 @@ class _Output:
             height, width = self.size[1], self.size[0]
         else:
             height, width = self.size
-        arr = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation=self.interpolation)
+        arr = self._reformatter.reformat(
+            frame, width=width, height=height, format="rgb24", interpolation=self.interpolation
+        ).to_ndarray()
         if rotation:
             arr = np.rot90(arr, rotation)
         if self.array is None:
@@ -914,7 +922,9 @@ def _as_thwc_uint8(source) -> torch.Tensor:
     else:
         video = source if isinstance(source, torch.Tensor) else torch.from_numpy(np.asarray(source))
     if video.ndim != 4:
-        raise VideoDecodeError("<array>", f"expected frames of shape (T, H, W, C) or (T, C, H, W), got {tuple(video.shape)}")
+        raise VideoDecodeError(
+            "<array>", f"expected frames of shape (T, H, W, C) or (T, C, H, W), got {tuple(video.shape)}"
+        )
     if video.shape[-1] not in (1, 3, 4) and video.shape[1] in (1, 3, 4):
         video = video.permute(0, 2, 3, 1)
     if video.shape[-1] == 1:
@@ -1153,7 +1163,9 @@ def load_video_clips(
                 total / video_fps, num_frames, fps, clip_len=clip_len, max_frames=max_frames, clip_fps=clip_fps,
                 video_fps=video_fps, total_num_frames=total,
             )
-            result = _decode_array(video, None, plan.frame_indices, size_hw, interpolation_name, video_fps, return_tensors)
+            result = _decode_array(
+                video, None, plan.frame_indices, size_hw, interpolation_name, video_fps, return_tensors
+            )
         else:
             if fps is not None:
                 raise ValueError("sampling by `fps` needs the frame rate of the decoded frames: pass `video_fps=`")

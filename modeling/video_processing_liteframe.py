@@ -201,7 +201,9 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
             "clip_fps": float(clip_fps or self.clip_fps),
         }
 
-    def sample_frames(self, metadata, num_frames=None, fps=None, clip_len=None, max_frames=None, clip_fps=None, **kwargs):
+    def sample_frames(
+        self, metadata, num_frames=None, fps=None, clip_len=None, max_frames=None, clip_fps=None, **kwargs
+    ):
         """Frame indices for already-decoded frames, by `plan_clip_frames` (the one §6 planner).
 
         With a known frame rate (`metadata.fps`) the plan is made in seconds; otherwise the frames are taken as one

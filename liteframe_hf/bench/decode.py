@@ -4,8 +4,9 @@ Every method gets the same plan (DESIGN.md §6 clips from `plan_clip_frames`) an
 encoder size (448x448 by default, bicubic): ours converts and resizes inside PyAV's reformatter, the stock path
 decodes with `load_video(..., backend="pyav")` and is then resized with torchvision (what `BaseVideoProcessor`
 does). torchcodec / decord are added when importable. Each (method, frame count) runs in its own subprocess, so the
-peak memory column (peak RSS minus RSS before decoding, i.e. including FFmpeg's own buffers) is not polluted by
-earlier runs. The page cache is warmed once before timing.
+peak memory column (peak RSS minus RSS before decoding, i.e. including FFmpeg's own buffers; the kernel's peak
+mark is reset first, so import-time peaks do not count) is not polluted by earlier runs. The page cache is warmed
+once before timing.
 
 Without `--video` a long test video is generated once and cached (default: 10 minutes of 1280x720 H.264 at 25 fps,
 keyint 250 with scene-cut keyframes, x264 veryfast CRF 20; libx264 if PyAV's FFmpeg has it, else libopenh264, else
@@ -137,7 +138,8 @@ def make_test_video(
         u = np.full((ch, cw), 128 + 40 * math.sin(scene + i / 100), np.uint8)
         v = np.full((ch, cw), 128 + 40 * math.cos(scene * 1.7), np.uint8)
         u[(i % ch) :, : cw // 3] = 90
-        frame = av.VideoFrame.from_ndarray(np.concatenate([y, u.reshape(-1, width), v.reshape(-1, width)]), format="yuv420p")
+        planes = np.concatenate([y, u.reshape(-1, width), v.reshape(-1, width)])
+        frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
         frame.pts = int(round(timestamps[i] * 1000)) if timestamps is not None else i
         for packet in stream.encode(frame):
             container.mux(packet)
@@ -151,7 +153,8 @@ def make_test_video(
         for start in range(0, samples, 1024):
             k = min(1024, samples - start)
             t = (np.arange(start, start + k) / 16000).astype(np.float32)
-            aframe = av.AudioFrame.from_ndarray((0.1 * np.sin(2 * np.pi * 440 * t))[None, :], format="flt", layout="mono")
+            tone = (0.1 * np.sin(2 * np.pi * 440 * t))[None, :]
+            aframe = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
             aframe.sample_rate, aframe.pts = 16000, start
             for packet in astream.encode(aframe):
                 container.mux(packet)
@@ -191,7 +194,8 @@ def default_video(cache_dir, seconds: float, height: int, fps: int, keyint: int,
     def progress(done, n):
         if done % step == 0 or done == n:
             el = time.perf_counter() - t0
-            log(f"  {done}/{n} frames ({100 * done / n:.0f}%), {el:.0f} s elapsed, ~{el / done * (n - done):.0f} s left")
+            left = el / done * (n - done)
+            log(f"  {done}/{n} frames ({100 * done / n:.0f}%), {el:.0f} s elapsed, ~{left:.0f} s left")
 
     make_test_video(tmp, seconds=seconds, fps=fps, width=width, height=height, keyint=keyint, codec=encoder,
                     progress=progress)
@@ -200,22 +204,39 @@ def default_video(cache_dir, seconds: float, height: int, fps: int, keyint: int,
     return path
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise KeyError(field)
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux >= 4.0), so imports before the measurement do not count."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb(reset_ok: bool) -> float:
+    if reset_ok:
+        return _status_mb("VmHWM")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; includes import-time peaks
 
 
 def run_method(method: str, video: str, timestamps: list[float], indices: list[int], size: int, threads: str) -> dict:
     """One timed decode + resize to (size, size). Returns time, memory and what was decoded."""
     vd = _decoder()
     import torch
+    from torchvision.transforms.v2 import functional as tvF
+    from transformers.video_utils import load_video
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    before = _rss_mb()
+    before = _status_mb("VmRSS")
+    reset_ok = _reset_peak_rss()
     t0 = time.perf_counter()
     extra = {}
     if method in ("exact", "approximate"):
@@ -230,9 +251,6 @@ def run_method(method: str, video: str, timestamps: list[float], indices: list[i
             "repeats": int(sum(result.metadata.is_repeat)),
         }
     else:  # transformers' load_video with backend `method`, then torchvision resize (BaseVideoProcessor's way)
-        from torchvision.transforms.v2 import functional as tvF
-        from transformers.video_utils import load_video
-
         wanted = np.asarray(indices, dtype=np.int64)
         video_arr, meta = load_video(video, backend=method, sample_indices_fn=lambda metadata, **kw: wanted)
         x = torch.from_numpy(np.ascontiguousarray(video_arr)).permute(0, 3, 1, 2)
@@ -245,7 +263,7 @@ def run_method(method: str, video: str, timestamps: list[float], indices: list[i
     return {
         "method": method,
         "seconds": elapsed,
-        "peak_mb": max(0.0, _peak_rss_mb() - before),
+        "peak_mb": max(0.0, _peak_rss_mb(reset_ok) - before),
         "output_mb": frames.nbytes / 2**20,
         **extra,
     }
@@ -395,7 +413,8 @@ def main(args) -> int:
 def _table(rows, methods) -> str:
     others = [m for m in methods if m not in ("pyav",)]
     headers = ["frames", "plan", "stock pyav s"] + [f"{m} s (speed-up)" for m in others]
-    headers += ["frames decoded (exact / stock)", "peak MB " + " / ".join(["stock"] + others), "output MB", "same frames"]
+    peak = "peak MB " + " / ".join(["stock"] + others)
+    headers += ["frames decoded (exact / stock)", peak, "output MB", "same frames"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for n, regime, per, stock, same in rows:
         cells = [str(n), regime, _fmt_s(per.get("pyav"))]
