@@ -1,0 +1,393 @@
+"""Training data: video tables (via `datasets`), clip datasets decoded in DataLoader workers, resumable order.
+
+Data flow: a video table (folder / manifest / Hub dataset) -> a map-style dataset whose ``__getitem__`` decodes
+with LiteFrame's own PyAV decoder (`decode_frames`) in a DataLoader worker -> collate -> the training loop.
+
+Exact resume: the sampler yields *keys* ``epoch * len(dataset) + i`` over a permutation seeded by (seed, epoch),
+and every random choice for a sample (clip start, frame rate, frame budget) comes from a generator seeded by
+(seed, epoch, i). A sample therefore depends only on its key, never on worker count, process count or history,
+and resuming at micro-batch k only needs the loader to skip k batches (`accelerator.skip_first_batches`).
+
+Unreadable videos never stop an epoch: the sample falls through to the next video of the table (deterministically),
+a warning names the file once per worker, and the number of skips travels with the batch (``skipped``) so the
+loop can count and log them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..modeling.processing_liteframe import VIDEO_MARKER
+from ..modeling.video_decoding_liteframe import VideoDecodeError, decode_frames, plan_clip_frames, probe_video
+from .config import CTDConfig, LMAConfig
+
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "resolve_spec",
+    "VideoTable",
+    "EpochSampler",
+    "CTDClipDataset",
+    "VideoConversationDataset",
+    "collate_clips",
+    "ConversationCollator",
+    "SampleRejected",
+    "normalize_conversation",
+    "tokenize_conversation",
+    "sample_clip_timestamps",
+]
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts")
+_MANIFEST_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+IGNORE_INDEX = -100
+
+
+def resolve_spec(spec: str) -> str:
+    """'asset:NAME' -> the cached LiteFrame asset's path (e.g. asset:videos, asset:dinov2); anything else as is."""
+    if spec.startswith("asset:"):
+        from ..assets import asset_path
+
+        return str(asset_path(spec.split(":", 1)[1]))
+    return spec
+
+
+# ----------------------------------------------------------------------------------------------- video tables
+class VideoTable:
+    """`records`: a `datasets.Dataset` with one video per row: a folder of videos, a manifest or a Hub dataset.
+
+    ``source(i)`` is what the decoder opens: an absolute path (manifest paths are relative to the manifest's
+    folder) or the bytes of a Hub ``Video(decode=False)`` cell.
+    """
+
+    def __init__(self, spec: str, video_column: str = "video", split: str = "train"):
+        import datasets
+
+        self.spec = spec
+        self.video_column = video_column
+        path = Path(resolve_spec(spec))
+        self.base_dir: Path | None = None
+        if path.is_dir():
+            files = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+            if not files:
+                raise FileNotFoundError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) under {path}")
+            self.records = datasets.Dataset.from_dict({video_column: files})
+        elif path.is_file():
+            builder = _MANIFEST_BUILDERS.get(path.suffix.lower())
+            if builder is None:
+                raise ValueError(f"{path}: a manifest must be one of {', '.join(_MANIFEST_BUILDERS)}")
+            self.records = datasets.load_dataset(builder, data_files=str(path), split="train")
+            self.base_dir = path.parent
+        else:
+            self.records = datasets.load_dataset(spec, split=split)
+        if isinstance(self.records.features.get(video_column), datasets.Video):
+            # Read {path, bytes} cells and decode them with our decoder, not the `datasets` one.
+            self.records = self.records.cast_column(video_column, datasets.Video(decode=False))
+        if video_column not in self.records.column_names:
+            raise KeyError(f"{spec}: no {video_column!r} column (columns: {self.records.column_names}); set --video_column")
+        if len(self.records) == 0:
+            raise ValueError(f"{spec}: the table has no rows")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def row(self, i: int) -> dict:
+        return self.records[int(i)]
+
+    def source(self, i: int):
+        value = self.row(i)[self.video_column]
+        if isinstance(value, dict):  # Hub Video(decode=False): {"path", "bytes"}
+            if value.get("bytes"):
+                return value["bytes"]
+            value = value.get("path")
+        if value is None:
+            raise VideoDecodeError(f"row {i}", f"empty {self.video_column!r} cell")
+        value = str(value)
+        if self.base_dir is not None and "://" not in value and not os.path.isabs(value):
+            value = str(self.base_dir / value)
+        return value
+
+    def name(self, i: int) -> str:
+        source = self.source(i)
+        return source if isinstance(source, str) else f"{self.spec}[{i}]"
+
+    def fingerprint(self) -> str:
+        """Identity of the video list (names and file sizes), for cache invalidation."""
+        h = hashlib.sha256()
+        for i in range(len(self)):
+            source = self.source(i)
+            size = os.path.getsize(source) if isinstance(source, str) and os.path.isfile(source) else len(source)
+            h.update(f"{source if isinstance(source, str) else i}:{size}\n".encode())
+        return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------- order
+class EpochSampler(Sampler[int]):
+    """Keys ``epoch * n + i`` for a permutation of range(n) seeded by (seed, epoch) (identity when not shuffling).
+
+    Accelerate calls `set_epoch` through the prepared DataLoader and shards the batches across processes.
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
+        offset = self.epoch * self.n
+        return iter((offset + order).tolist())
+
+
+# ----------------------------------------------------------------------------------------------- shared decode
+def sample_clip_timestamps(duration: float, rng: np.random.Generator, clip_len: int, min_fps: float,
+                           max_fps: float) -> np.ndarray:
+    """A CTD clip: `clip_len` frames at a frame rate ~ U[min_fps, max_fps], starting uniformly in the video.
+
+    The frames inside the window follow `plan_clip_frames` (bin centres), so the 4-frame layout is the one the
+    processor uses at inference. Videos shorter than the window give a denser clip over the whole video.
+    """
+    fps = rng.uniform(min_fps, max_fps)
+    window = clip_len / fps
+    start = rng.uniform(0.0, max(0.0, duration - window))
+    plan = plan_clip_frames(min(window, duration), num_frames=clip_len, clip_len=clip_len, max_frames=None)
+    return start + plan.timestamps
+
+
+def _normalize(frames: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> float32 (T, 3, H, W) normalised pixels."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+    return (x - mean[:, None, None]) / std[:, None, None]
+
+
+class _VideoSampleDataset(Dataset):
+    """Key -> sample with fall-through over unreadable videos (see the module docstring).
+
+    `rows` are the table rows this dataset draws from (a train/eval split of one table); item i starts at
+    rows[i % len(rows)]. Subclasses implement ``_make(row, rng) -> dict`` for one table row.
+    """
+
+    def __init__(self, table: VideoTable, rows: list[int], length: int, seed: int, fixed: bool, image_size: int,
+                 mean, std):
+        self.table, self.rows, self.length, self.seed, self.fixed = table, list(rows), int(length), int(seed), fixed
+        self.image_size = int(image_size)
+        self.mean, self.std = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+        self._durations: dict[int, float] = {}
+        self._warned: set[int] = set()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def duration(self, row: int) -> float:
+        if row not in self._durations:  # a property of the file: caching it keeps samples history-free
+            self._durations[row] = float(probe_video(self.table.source(row)).duration)
+        return self._durations[row]
+
+    def decode(self, row: int, timestamps: np.ndarray):
+        """(normalised pixels (T, 3, S, S), the decoder's metadata with the frames' actual timestamps)."""
+        # threads=False: DataLoader workers already decode in parallel; per-decode threads only add overhead.
+        decoded = decode_frames(self.table.source(row), timestamps, size=(self.image_size, self.image_size),
+                                threads=False)
+        return _normalize(decoded.frames, self.mean, self.std), decoded.metadata
+
+    def __getitem__(self, key: int) -> dict:
+        index, epoch = int(key) % self.length, int(key) // self.length
+        n = len(self.rows)
+        for attempt in range(n):
+            row = self.rows[(index + attempt) % n]
+            # A fresh generator per attempt: the sample never depends on what failed before it.
+            rng = np.random.default_rng([self.seed, index, attempt] if self.fixed else [self.seed, epoch, index, attempt])
+            try:
+                sample = self._make(row, rng)
+            except (VideoDecodeError, SampleRejected) as error:
+                if row not in self._warned:
+                    self._warned.add(row)
+                    warnings.warn(f"skipping {self.table.name(row)}: {error} (counted in `skipped`; the sample "
+                                  f"falls through to the next video)", stacklevel=2)
+                continue
+            sample.update(key=index, skipped=attempt)
+            return sample
+        raise RuntimeError(f"none of the {n} videos of {self.table.spec} could be used: see the warnings above")
+
+
+class SampleRejected(ValueError):
+    """A decodable record that cannot be used (e.g. longer than max_length); skipped and counted like a bad video."""
+
+
+# ----------------------------------------------------------------------------------------------- CTD
+class CTDClipDataset(_VideoSampleDataset):
+    """4-frame clips for CTD: ``{"pixel_values": (clip_len, 3, S, S), "key", "skipped"[, "targets"]}``.
+
+    Item i uses video i % len(table) (so `clips_per_video` > 1 revisits each video with new clips); with
+    ``fixed=True`` item i is the same clip in every epoch, which is what a target cache needs.
+    """
+
+    def __init__(self, table: VideoTable, cfg: CTDConfig, image_size: int, seed: int, fixed: bool,
+                 length: int | None = None):
+        super().__init__(table, list(range(len(table))), length or len(table) * cfg.clips_per_video, seed, fixed,
+                         image_size, cfg.image_mean, cfg.image_std)
+        self.clip_len, self.min_fps, self.max_fps = cfg.clip_len, cfg.min_fps, cfg.max_fps
+        self.targets = None  # a TargetCache, attached when the teacher's targets are cached
+
+    def _make(self, row: int, rng: np.random.Generator) -> dict:
+        times = sample_clip_timestamps(self.duration(row), rng, self.clip_len, self.min_fps, self.max_fps)
+        pixels, _ = self.decode(row, times)
+        return {"pixel_values": pixels}
+
+    def __getitem__(self, key: int) -> dict:
+        sample = super().__getitem__(key)
+        if self.targets is not None:
+            sample["targets"] = self.targets[sample["key"]]
+        return sample
+
+    def fingerprint(self) -> dict:
+        return {"videos": self.table.fingerprint(), "length": self.length, "seed": self.seed, "fixed": self.fixed,
+                "image_size": self.image_size, "clip_len": self.clip_len, "fps": [self.min_fps, self.max_fps],
+                "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+
+def collate_clips(samples: list[dict]) -> dict:
+    batch = {"pixel_values": torch.stack([s["pixel_values"] for s in samples]),  # (N, clip_len, 3, S, S)
+             "key": torch.tensor([s["key"] for s in samples]),
+             "skipped": torch.tensor(sum(s["skipped"] for s in samples))}
+    if "targets" in samples[0]:
+        batch["targets"] = torch.stack([s["targets"] for s in samples])  # (N, T', H', W', D)
+    return batch
+
+
+# ----------------------------------------------------------------------------------------------- LMA
+_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
+          "system": "system"}
+
+
+def normalize_conversation(turns) -> list[dict]:
+    """LLaVA/ShareGPT ``[{from, value}]`` or chat ``[{role, content}]`` (content a string or a list of
+    ``{type: text|video}`` items) -> ``[{role, content: str}]`` with exactly one ``<video>`` marker."""
+    if isinstance(turns, str):
+        turns = json.loads(turns)
+    messages = []
+    for turn in turns:
+        role = _ROLES.get(str(turn.get("from", turn.get("role", ""))).lower())
+        if role is None:
+            raise SampleRejected(f"unknown speaker in turn {turn!r} (expected human/gpt or user/assistant/system)")
+        content = turn.get("value", turn.get("content", ""))
+        if isinstance(content, list):
+            content = "".join(VIDEO_MARKER + "\n" if item.get("type") == "video" else item.get("text", "")
+                              for item in content)
+        messages.append({"role": role, "content": str(content)})
+    markers = sum(m["content"].count(VIDEO_MARKER) for m in messages)
+    if markers > 1:
+        raise SampleRejected(f"{markers} {VIDEO_MARKER} markers; LMA records hold one video")
+    if markers == 0:
+        first_user = next((m for m in messages if m["role"] == "user"), None)
+        if first_user is None:
+            raise SampleRejected("no user turn to attach the video to")
+        first_user["content"] = f"{VIDEO_MARKER}\n{first_user['content']}"
+    if not any(m["role"] == "assistant" for m in messages):
+        raise SampleRejected("no assistant turn: nothing to train on")
+    return messages
+
+
+def tokenize_conversation(tokenizer, messages: list[dict], chat_template: str) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) of a rendered conversation; labels are the assistant turns' tokens (answer and end-of-turn),
+    IGNORE_INDEX elsewhere. Conversations end at their last assistant turn.
+
+    The chat template is rendered for every prefix; the text between consecutive prefixes is tokenized on its own,
+    which is exactly how inference sees it (the prompt is tokenized up to the generation prompt).
+    """
+    def render(msgs, generation_prompt):
+        return tokenizer.apply_chat_template(msgs, chat_template=chat_template, tokenize=False,
+                                             add_generation_prompt=generation_prompt)
+
+    input_ids, labels, done = [], [], ""
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    for i, message in enumerate(messages[: last + 1]):
+        if message["role"] != "assistant":
+            continue
+        for text, trained in ((render(messages[:i], True), False), (render(messages[: i + 1], False), True)):
+            if not text.startswith(done):
+                raise ValueError("the chat template does not render conversations prefix by prefix; LMA needs one "
+                                 "that does (ChatML, the LiteFrame processor's template, does)")
+            ids = tokenizer(text[len(done):], add_special_tokens=False)["input_ids"]
+            input_ids += ids
+            labels += ids if trained else [IGNORE_INDEX] * len(ids)
+            done = text
+    return input_ids, labels
+
+
+class VideoConversationDataset(_VideoSampleDataset):
+    """(video, conversation) records for LMA: ``{"input_ids", "labels", "pixel_values_videos" (T, 3, S, S), ...}``.
+
+    Per sample: a frame budget N from `frame_budgets` and a frame rate f ~ U[min_fps, max_fps]; the video gets
+    min(N, duration x f) frames (rounded up to whole clips) planned by `plan_clip_frames` with clip_fps = f, so a
+    long video gets N/4 clips at f fps and a short one is sampled at about f fps without repeated frames.
+
+    The `LiteFrameProcessor` fixes everything else exactly as at inference: frame size and normalisation (its
+    video processor), the clip lines replacing ``<video>`` (`replace_video_token`, with the decoded frames' real
+    time spans), the chat template and the tokenizer.
+    """
+
+    def __init__(self, table: VideoTable, cfg: LMAConfig, processor, seed: int, fixed: bool,
+                 rows: list[int] | None = None):
+        rows = list(range(len(table))) if rows is None else list(rows)
+        video_processor = processor.video_processor
+        super().__init__(table, rows, len(rows), seed, fixed, video_processor.size["height"],
+                         video_processor.image_mean, video_processor.image_std)
+        self.cfg, self.processor, self.clip_len = cfg, processor, int(video_processor.clip_len)
+
+    def _make(self, row_index: int, rng: np.random.Generator) -> dict:
+        row = self.table.row(row_index)
+        messages = normalize_conversation(row[self.cfg.conversation_column])
+        budget = int(rng.choice(self.cfg.frame_budgets))
+        fps = float(rng.uniform(self.cfg.min_fps, self.cfg.max_fps))
+        duration = self.duration(row_index)
+        wanted = -(-max(1, math.ceil(duration * fps)) // self.clip_len) * self.clip_len
+        num_frames = max(self.clip_len, min(budget - budget % self.clip_len, wanted))
+        plan = plan_clip_frames(duration, num_frames=num_frames, clip_len=self.clip_len, max_frames=None,
+                                clip_fps=min(max(fps, 1.0), 4.0))
+        pixels, metadata = self.decode(row_index, plan.timestamps)
+        block = self.processor.replace_video_token({"video_num_frames": [num_frames], "video_metadata": [metadata]}, 0)
+        messages = [dict(m, content=m["content"].replace(VIDEO_MARKER, block)) for m in messages]
+        input_ids, labels = tokenize_conversation(self.processor.tokenizer, messages, self.processor.chat_template)
+        if self.cfg.max_length and len(input_ids) > self.cfg.max_length:
+            raise SampleRejected(f"{len(input_ids)} tokens > max_length={self.cfg.max_length} with {num_frames} frames")
+        return {"input_ids": torch.tensor(input_ids), "labels": torch.tensor(labels), "pixel_values_videos": pixels}
+
+
+@dataclass
+class ConversationCollator:
+    """Right-pads token sequences (pad id / IGNORE_INDEX / mask 0) and frames (zeros; `video_num_frames` says
+    how many are real, so padded clips are never encoded)."""
+
+    pad_token_id: int
+
+    def __call__(self, samples: list[dict]) -> dict:
+        b = len(samples)
+        length = max(len(s["input_ids"]) for s in samples)
+        frames = max(s["pixel_values_videos"].shape[0] for s in samples)
+        input_ids = torch.full((b, length), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((b, length), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((b, length), dtype=torch.long)
+        pixels = torch.zeros((b, frames, *samples[0]["pixel_values_videos"].shape[1:]))  # (B, T, 3, S, S)
+        for i, s in enumerate(samples):
+            n, t = len(s["input_ids"]), s["pixel_values_videos"].shape[0]
+            input_ids[i, :n], labels[i, :n], attention_mask[i, :n] = s["input_ids"], s["labels"], 1
+            pixels[i, :t] = s["pixel_values_videos"]
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask,
+                "pixel_values_videos": pixels,
+                "video_num_frames": torch.tensor([s["pixel_values_videos"].shape[0] for s in samples]),
+                "key": torch.tensor([s["key"] for s in samples]),
+                "skipped": torch.tensor(sum(s["skipped"] for s in samples))}
+

@@ -1,0 +1,290 @@
+"""The training loop shared by training/ctd.py and training/lma.py.
+
+The scripts say what is particular to them (models, data, the forward pass of one micro-batch, evaluation, what
+is saved at the end); this module runs the rest once for both: run set-up (`start_run`), the Accelerator, the
+endless resumable micro-batch stream, the optimisation loop with accumulation, grad-norm clipping, logging
+windows, evaluation and checkpoints (`train`), the per-phase step timer, peak memory, the check that
+data-parallel replicas hold identical weights, and the run summary (`finish_run`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import resource
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+from accelerate import Accelerator, DistributedType
+from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, is_tensorboard_available, set_seed
+from tqdm.auto import tqdm
+
+from .checkpoint import prepare_output_dir, resolve_checkpoint, save_checkpoint
+from .config import TrainConfig, config_to_dict, parse_config
+from .tracking import MetricsLogger
+
+__all__ = ["start_run", "make_accelerator", "micro_batches", "train", "finish_run", "StepTimer", "peak_memory_mb",
+           "replicas_in_sync", "make_loader", "metric_columns"]
+
+
+def start_run(config_class: type[TrainConfig], argv: list[str] | None, description: str | None):
+    """Parse the recipe, build the Accelerator, seed, find the checkpoint to resume from (or refuse to overwrite a
+    finished run) and record the resolved config in ``output_dir/config.yaml``.
+
+    Returns (cfg, accelerator, resume_path or None, output_dir)."""
+    cfg = parse_config(config_class, argv, description=description)
+    accelerator = make_accelerator(cfg)
+    set_seed(cfg.seed)
+    resume_path = resolve_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint)
+    prepare_output_dir(accelerator, cfg.output_dir, resume_path is not None, cfg.overwrite_output_dir)
+    output = Path(cfg.output_dir)
+    if accelerator.is_main_process:
+        (output / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    return cfg, accelerator, resume_path, output
+
+
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    """Accelerator for a recipe. CPU when asked or when no GPU is visible: `cpu=True` is what makes
+    `accelerate launch --multi_gpu --num_processes N` run N synchronised gloo processes on a CPU machine."""
+    cpu = cfg.cpu or not torch.cuda.is_available()
+    precision = cfg.mixed_precision
+    if precision == "auto":
+        precision = "no" if cpu else "bf16"
+    log_with = None if cfg.report_to in ("none", "", None) else cfg.report_to
+    if log_with == "tensorboard" and not is_tensorboard_available():
+        warnings.warn("tensorboard is not installed (pip install tensorboard): metrics go to metrics.csv only",
+                      stacklevel=2)
+        log_with = None
+    return Accelerator(
+        cpu=cpu,
+        mixed_precision=precision,
+        # Accumulation windows run across epoch ends: step k always consumes micro-batches [k*G, (k+1)*G).
+        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.gradient_accumulation_steps,
+                                                                sync_with_dataloader=False),
+        log_with=log_with,
+        project_config=ProjectConfiguration(project_dir=cfg.output_dir, logging_dir=os.path.join(cfg.output_dir, "logs")),
+    )
+
+
+def make_loader(dataset, batch_size: int, collate_fn, num_workers: int, sampler, seed: int):
+    """A DataLoader whose worker seeds come from its own generator: creating an iterator (e.g. when resuming)
+    never consumes the global torch RNG, so dropout masks after a resume match an uninterrupted run."""
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn, num_workers=num_workers,
+        persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=_worker_init, pin_memory=torch.cuda.is_available(),
+    )
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # workers decode video; leave the cores to the training process
+
+
+def micro_batches(accelerator: Accelerator, loader, start: int = 0):
+    """Endless (epoch, batch) stream over a prepared loader, starting after `start` consumed micro-batches.
+
+    Epoch e iterates the loader with set_epoch(e) (the sampler's order for e); resuming mid-epoch skips the
+    consumed batches with `accelerator.skip_first_batches` (indices only: skipped samples are not decoded).
+    """
+    per_epoch = len(loader)
+    if per_epoch == 0:
+        raise ValueError("the training set gives no batch on this process: use more videos or a smaller batch size")
+    epoch, skip = divmod(start, per_epoch)
+    while True:
+        current = accelerator.skip_first_batches(loader, skip) if skip else loader
+        current.set_epoch(epoch)
+        for batch in current:
+            yield epoch, batch
+        epoch, skip = epoch + 1, 0
+
+
+class StepTimer:
+    """Wall time per phase (data, teacher, student, optimizer...), summed until `pop()`. On GPU each phase is
+    bracketed by a synchronise so the split is real; disabled, it costs nothing."""
+
+    def __init__(self, device: torch.device, enabled: bool = True):
+        self.sync = device.type == "cuda"
+        self.enabled = enabled
+        self.totals: dict[str, float] = defaultdict(float)
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        if not self.enabled:
+            yield
+            return
+        if self.sync:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.sync:
+                torch.cuda.synchronize()
+            self.totals[phase] += time.perf_counter() - start
+
+    def pop(self) -> dict[str, float]:
+        totals, self.totals = dict(self.totals), defaultdict(float)
+        return totals
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process: CUDA allocator peak on GPU, peak resident set size on CPU (MiB)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+@torch.no_grad()
+def replicas_in_sync(accelerator: Accelerator, model: torch.nn.Module) -> bool | None:
+    """True when every process holds bit-identical parameters (data parallelism working), None where parameters
+    are sharded by design (FSDP, DeepSpeed ZeRO-3). A collective: call on every process."""
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return None
+    if accelerator.distributed_type == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage == 3:
+        return None
+    digests = []
+    for _, param in sorted(accelerator.unwrap_model(model).named_parameters()):
+        digest = hashlib.blake2b(param.detach().float().cpu().numpy().tobytes(), digest_size=8).digest()
+        digests.append(int.from_bytes(digest, "little", signed=True))
+    local = torch.tensor([digests], dtype=torch.int64, device=accelerator.device)  # (1, P)
+    gathered = accelerator.gather(local)  # (processes, P)
+    return bool((gathered == gathered[0]).all())
+
+
+def metric_columns(counters: tuple[str, ...], phases: tuple[str, ...], eval_columns: tuple[str, ...]) -> list[str]:
+    """The metrics.csv columns `train` writes: running totals of the counters, the rate of the first one, the
+    step time and its split into phases, and the evaluation metrics."""
+    return ["epoch", "loss", "lr", "grad_norm", *counters, f"{counters[0]}_per_s", "time/step",
+            *[f"time/{p}" for p in _all_phases(phases)], *eval_columns]
+
+
+def _all_phases(phases: tuple[str, ...]) -> tuple[str, ...]:
+    return ("data", *phases, "optimizer")  # the loop times data and optimizer; micro_step times the rest
+
+
+def train(
+    accelerator: Accelerator,
+    cfg: TrainConfig,
+    *,
+    name: str,
+    model: torch.nn.Module,
+    optimizer,
+    scheduler,
+    loader,
+    state: dict,
+    output: Path,
+    counters: tuple[str, ...],
+    phases: tuple[str, ...],
+    micro_step: Callable[[dict, StepTimer], tuple[torch.Tensor, torch.Tensor]],
+    evaluate: Callable[[], dict],
+    eval_columns: tuple[str, ...],
+) -> dict:
+    """Optimise from ``state["step"]`` to ``cfg.max_steps``; one step = ``gradient_accumulation_steps`` micro-batches.
+
+    `micro_step(batch, timer)` runs forward + ``accelerator.backward`` for one micro-batch (timing its phases with
+    `timer`) and returns (loss, counts), counts a 1-D tensor aligned with `counters` (e.g. clips, skipped videos)
+    whose sums over processes are kept in `state`. Metrics go to metrics.csv and the tracker every
+    ``logging_steps``; `evaluate()` runs every ``eval_steps`` and at the end; checkpoints (weights, optimizer,
+    scheduler, RNG, data position, counters) every ``save_steps`` and at the end. Returns run statistics."""
+    logger = MetricsLogger(accelerator, output, metric_columns(counters, phases, eval_columns), name,
+                           config_to_dict(cfg), start_step=state["step"])
+    all_phases = _all_phases(phases)
+    stream = micro_batches(accelerator, loader, start=state["micro_batches"])
+    timer = StepTimer(accelerator.device, cfg.timing)
+    accum = cfg.gradient_accumulation_steps
+    progress = tqdm(total=cfg.max_steps, initial=state["step"], desc=name,
+                    disable=not accelerator.is_local_main_process)
+
+    def fresh_window() -> dict:
+        return {"loss": torch.zeros((), device=accelerator.device), "steps": 0, "start": time.perf_counter(),
+                "counts": torch.zeros(len(counters), dtype=torch.long, device=accelerator.device)}
+
+    window, run_start = fresh_window(), time.perf_counter()
+    steps_run, phase_totals, grad_norm, last_eval = 0, dict.fromkeys(all_phases, 0.0), None, {}
+    if cfg.eval_on_start and state["step"] == 0:
+        logger.log(0, evaluate())
+    model.train()
+    for step in range(state["step"] + 1, cfg.max_steps + 1):
+        for _ in range(accum):
+            with timer("data"):
+                epoch, batch = next(stream)
+            with accelerator.accumulate(model):
+                loss, counts = micro_step(batch, timer)
+                with timer("optimizer"):
+                    if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                        grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+            window["loss"] += loss.detach() / accum
+            window["counts"] += counts.to(window["counts"])
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+        window["steps"] += 1
+        steps_run += 1
+        progress.update(1)
+
+        # Logging (+ evaluation): reduced over processes, one CSV row written by the main process.
+        evaluate_now = step == cfg.max_steps or (cfg.eval_steps and step % cfg.eval_steps == 0)
+        if step % cfg.logging_steps == 0 or evaluate_now:
+            counts = [int(c) for c in accelerator.reduce(window["counts"])]
+            for key, count in zip(counters, counts):
+                state[key] += count
+            elapsed = time.perf_counter() - window["start"]
+            spent = timer.pop()
+            for p in all_phases:
+                phase_totals[p] += spent.get(p, 0.0)
+            metrics = {
+                "epoch": epoch,
+                "loss": accelerator.reduce(window["loss"], "mean").item() / window["steps"],
+                "lr": lr,
+                "grad_norm": None if grad_norm is None else float(grad_norm),
+                **{key: state[key] for key in counters},
+                f"{counters[0]}_per_s": counts[0] / elapsed,
+                "time/step": elapsed / window["steps"],
+                **{f"time/{p}": spent.get(p, 0.0) / window["steps"] for p in all_phases},
+            }
+            if evaluate_now:
+                last_eval = evaluate()
+                metrics.update(last_eval)
+            logger.log(step, metrics)
+            progress.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{lr:.2e}")
+            window = fresh_window()
+
+        # Checkpoint: everything needed to continue exactly from here.
+        if step % cfg.save_steps == 0 or step == cfg.max_steps:
+            state.update(step=step, micro_batches=step * accum)
+            save_checkpoint(accelerator, output, state, cfg.save_total_limit)
+    progress.close()
+
+    seconds = time.perf_counter() - run_start
+    samples = steps_run * cfg.per_device_batch_size * accum * accelerator.num_processes
+    return {
+        "step": state["step"],
+        "steps_this_run": steps_run,
+        "processes": accelerator.num_processes,
+        "device": str(accelerator.device),
+        f"{counters[0]}_per_step": cfg.per_device_batch_size * accum * accelerator.num_processes,
+        "seconds": seconds,
+        f"{counters[0]}_per_s": samples / seconds,
+        "seconds_per_step": {p: phase_totals[p] / max(1, steps_run) for p in all_phases},
+        "peak_memory_mb": peak_memory_mb(accelerator.device),
+        "replicas_in_sync": replicas_in_sync(accelerator, model),
+        "skipped_videos": state["skipped_videos"],
+        **last_eval,
+    }
+
+
+def finish_run(accelerator: Accelerator, output: Path, summary: dict) -> dict:
+    """Write ``train_summary.json`` (main process), print it, close the trackers."""
+    if accelerator.is_main_process:
+        (output / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        accelerator.print(json.dumps(summary, indent=2))
+    accelerator.end_training()
+    return summary

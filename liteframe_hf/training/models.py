@@ -1,0 +1,182 @@
+"""Models for the training scripts: the CTD teacher/student pair and the LMA video LLM with its LoRA config.
+
+Model specs accepted by the recipes:
+  a folder or Hub id           loaded with from_pretrained
+  asset:NAME                   a cached LiteFrame asset (`liteframe assets fetch`): asset:dinov2, asset:smollm2
+  random:dinov2-tiny           tiny random DINOv2 teacher (width 48, patch 7), built on the fly for tests
+  random:qwen2-tiny            tiny random Qwen2 LLM with liteframe_hf.testing's word-level tokenizer
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..modeling.configuration_liteframe import VISION_VARIANTS, LiteFrameConfig, LiteFrameVisionConfig
+from ..modeling.modeling_liteframe import LiteFrameForConditionalGeneration, LiteFrameVisionModel
+from ..modeling.processing_liteframe import CLIP_CONTEXT, CLIP_END, CLIP_START, LiteFrameProcessor
+from ..modeling.video_processing_liteframe import LiteFrameVideoProcessor
+from ..teachers import Teacher
+from .config import CTDConfig, LMAConfig
+from .data import resolve_spec
+
+__all__ = ["load_teacher", "student_config", "build_student", "build_lma_model", "lma_lora_config",
+           "check_student_matches_teacher"]
+
+
+def _seeded(builder, seed: int = 0):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builder()
+
+
+def _tiny_dinov2():
+    from transformers import Dinov2Config, Dinov2Model
+
+    config = Dinov2Config(hidden_size=48, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, patch_size=7,
+                          image_size=56)
+    return _seeded(lambda: Dinov2Model(config))
+
+
+_RANDOM_TEACHERS = {"dinov2-tiny": _tiny_dinov2}
+
+
+# ----------------------------------------------------------------------------------------------- CTD
+def load_teacher(cfg: CTDConfig, device: torch.device) -> Teacher:
+    """The frozen teacher (bf16 on GPU, fp32 on CPU) with the recipe's WAP weighting and block."""
+    kwargs = dict(weighting=cfg.teacher_weighting, block=tuple(cfg.wap_block), device=device,
+                  chunk_size=cfg.teacher_chunk_size)
+    if cfg.teacher.startswith("random:"):
+        name = cfg.teacher.split(":", 1)[1]
+        if name not in _RANDOM_TEACHERS:
+            raise ValueError(f"unknown random teacher {name!r}; choose one of {sorted(_RANDOM_TEACHERS)}")
+        return Teacher(_RANDOM_TEACHERS[name](), **kwargs)
+    return Teacher.from_pretrained(resolve_spec(cfg.teacher), **kwargs)
+
+
+def check_student_matches_teacher(config: LiteFrameVisionConfig, teacher: Teacher, image_size: int) -> None:
+    """The student's output grid and width must equal the WAP-pooled teacher grid, or the loss has no meaning."""
+    t, h, w = teacher.block
+    gh, gw = teacher.grid_size(image_size, image_size)
+    target = (config.clip_len // t, gh // h, gw // w)
+    student = config.output_grid(image_size)
+    if student != target or config.output_size != teacher.hidden_size:
+        raise ValueError(
+            f"student output {student} x {config.output_size} does not match the WAP target {target} x "
+            f"{teacher.hidden_size} at {image_size}px (teacher patch {teacher.patch_size}, WAP block {teacher.block}); "
+            f"adjust the student's patch_size/downsample_layers or wap_block"
+        )
+
+
+def student_config(cfg: CTDConfig, teacher: Teacher) -> LiteFrameVisionConfig:
+    """`student_variant` + `student_overrides`, with out_hidden_size = the teacher's width; checked against the
+    WAP target grid."""
+    if cfg.student_init not in ("teacher", "random"):
+        config = LiteFrameVisionConfig.from_pretrained(resolve_spec(cfg.student_init))
+    else:
+        overrides = dict(cfg.student_overrides)
+        overrides.update(clip_len=cfg.clip_len, out_hidden_size=teacher.hidden_size)
+        if cfg.image_size:
+            overrides["image_size"] = cfg.image_size
+        config = LiteFrameVisionConfig.from_variant(cfg.student_variant, **overrides)
+    check_student_matches_teacher(config, teacher, cfg.image_size or config.image_size)
+    return config
+
+
+def build_student(cfg: CTDConfig, teacher: Teacher, config: LiteFrameVisionConfig,
+                  calibration_clips: torch.Tensor | None = None, initialise: bool = True):
+    """(student, init report or None). `student_init`: 'teacher' clips the teacher's weights
+    (`liteframe_hf.student_init`, head fitted on `calibration_clips`), 'random' keeps the config's init, anything
+    else is a LiteFrameVisionModel folder to continue from. `initialise=False` (resuming: the checkpoint will
+    overwrite the weights) skips the work."""
+    if cfg.student_init not in ("teacher", "random"):
+        return LiteFrameVisionModel.from_pretrained(resolve_spec(cfg.student_init)), None
+    student = _seeded(lambda: LiteFrameVisionModel(config), cfg.seed)
+    if cfg.student_init == "random" or not initialise:
+        return student, None
+    from ..student_init import init_student_from_teacher
+
+    report = init_student_from_teacher(
+        student, teacher, layer_map=cfg.student_layer_map, head_init=cfg.student_head_init,
+        calibration_clips=calibration_clips, image_mean=cfg.image_mean, image_std=cfg.image_std, seed=cfg.seed)
+    return student, report
+
+
+# ----------------------------------------------------------------------------------------------- LMA
+def _load_language_model(spec: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if spec == "random:qwen2-tiny":
+        from transformers import Qwen2Config, Qwen2ForCausalLM
+
+        from ..testing import tiny_text_config, tiny_tokenizer
+
+        tokenizer = tiny_tokenizer()
+        fields = tiny_text_config(vocab_size=len(tokenizer))
+        fields.pop("model_type")
+        return tokenizer, _seeded(lambda: Qwen2ForCausalLM(Qwen2Config(**fields)))
+    path = resolve_spec(spec)
+    return AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+
+
+def _load_vision_model(spec: str, image_size: int | None, seed: int) -> LiteFrameVisionModel:
+    if spec in VISION_VARIANTS:
+        config = LiteFrameVisionConfig.from_variant(spec, **({"image_size": image_size} if image_size else {}))
+        return _seeded(lambda: LiteFrameVisionModel(config), seed)
+    return LiteFrameVisionModel.from_pretrained(resolve_spec(spec))
+
+
+def build_lma_model(cfg: LMAConfig):
+    """(LiteFrameForConditionalGeneration, LiteFrameProcessor) for LMA.
+
+    From `base_model` (a LiteFrame checkpoint folder, with its processor when it has one) or assembled from
+    `vision_model` (the CTD student) and `language_model`: InternVL's `<img>`, `</img>`, `<IMG_CONTEXT>` are added
+    to the tokenizer when missing (new embedding rows start at the mean embedding), `video_token_id` is
+    `<IMG_CONTEXT>`'s id, and the processor gets the recipe's frame size and normalisation.
+    """
+    from transformers import AutoProcessor, AutoTokenizer
+
+    if cfg.base_model:
+        path = resolve_spec(cfg.base_model)
+        model = LiteFrameForConditionalGeneration.from_pretrained(path, dtype=torch.float32)
+        try:
+            processor = AutoProcessor.from_pretrained(path)
+        except (OSError, ValueError, TypeError):
+            processor = None
+        if isinstance(processor, LiteFrameProcessor):
+            image_size = processor.video_processor.size["height"]
+            if processor.tokens_per_clip != model.config.tokens_per_clip(image_size):
+                raise ValueError(f"{path}: the processor writes {processor.tokens_per_clip} tokens per clip but the "
+                                 f"model makes {model.config.tokens_per_clip(image_size)} at {image_size}px")
+            return model, processor
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    else:
+        tokenizer, llm = _load_language_model(cfg.language_model)
+        missing = [t for t in (CLIP_START, CLIP_END, CLIP_CONTEXT) if t not in tokenizer.get_vocab()]
+        if missing:
+            tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+            llm.resize_token_embeddings(len(tokenizer))
+        vision = _load_vision_model(cfg.vision_model, cfg.image_size, cfg.seed)
+        config = LiteFrameConfig(vision_config=vision.config.to_dict(), text_config=llm.config.to_dict(),
+                                 video_token_id=tokenizer.convert_tokens_to_ids(CLIP_CONTEXT))
+        model = _seeded(lambda: LiteFrameForConditionalGeneration(config), cfg.seed)
+        model.model.vision_tower.load_state_dict(vision.state_dict())
+        model.model.language_model.load_state_dict(llm.model.state_dict())
+        model.lm_head.load_state_dict(llm.lm_head.state_dict())
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    image_size = cfg.image_size or model.config.vision_config.image_size
+    video_processor = LiteFrameVideoProcessor(size={"height": image_size, "width": image_size}, image_mean=cfg.image_mean,
+                                              image_std=cfg.image_std, clip_len=model.config.vision_config.clip_len)
+    processor = LiteFrameProcessor(video_processor=video_processor, tokenizer=tokenizer,
+                                   tokens_per_clip=model.config.tokens_per_clip(image_size))
+    return model, processor
+
+
+def lma_lora_config(cfg: LMAConfig):
+    """LoRA on the LLM's linear layers only (a full-match regex), the projector/encoder fully trained by config."""
+    from peft import LoraConfig
+
+    modules_to_save = (["multi_modal_projector"] if cfg.train_projector else []) + (
+        ["vision_tower"] if cfg.train_vision_tower else [])
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=cfg.lora_target_modules, modules_to_save=modules_to_save or None)

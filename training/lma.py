@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Language Model Adaptation (LMA): teach the LLM to read LiteFrame's compressed video tokens, with LoRA.
+
+Data flow per step: (video, conversation) records -> frames (budget from frame_budgets, fps in [1, 4]; decoded in
+DataLoader workers) -> prompt with tokens_per_clip <IMG_CONTEXT> placeholders per clip -> LiteFrame encoder ->
+projector -> LLM with LoRA (r=4, alpha=8, dropout 0.05 on its linear layers) -> loss on the answer tokens only.
+
+    python training/lma.py --config training/configs/lma_micro.yaml
+    accelerate launch --config_file training/accelerate/ddp.yaml training/lma.py --config training/configs/lma_paper.yaml
+    python training/lma.py --config ... --resume_from_checkpoint latest
+
+Writes to output_dir: checkpoint-<step>/ (trainable weights + optimizer/scheduler/RNG + trainer_state.json),
+metrics.csv, logs/, config.yaml, base/ (the assembled base model, when not given as base_model), adapter/ (PEFT
+adapter + processor; `AutoModelForImageTextToText.from_pretrained(adapter)` loads base + adapter), merged/ (with
+--save_merged; a plain LiteFrame checkpoint + processor), train_summary.json.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from peft import get_peft_model
+
+from liteframe_hf.training.checkpoint import checkpoint_trainable_only, load_checkpoint
+from liteframe_hf.training.config import LMAConfig
+from liteframe_hf.training.data import ConversationCollator, EpochSampler, VideoConversationDataset, VideoTable
+from liteframe_hf.training.loop import finish_run, make_loader, start_run, train
+from liteframe_hf.training.models import build_lma_model, lma_lora_config
+from liteframe_hf.training.optim import build_optimizer, build_scheduler
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values_videos", "video_num_frames", "labels")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg, accelerator, resume_path, output = start_run(LMAConfig, argv, __doc__)
+
+    # --- Model. An assembled base (CTD encoder + LLM) is saved so the adapter can be loaded on top of it (once per
+    # run: a resumed run keeps the base its adapter was trained on).
+    model, processor = build_lma_model(cfg)
+    tokenizer = processor.tokenizer
+    if not cfg.base_model:
+        base_dir = (output / "base").resolve()
+        if accelerator.is_main_process and (resume_path is None or not (base_dir / "config.json").is_file()):
+            model.save_pretrained(base_dir)
+            processor.save_pretrained(base_dir)
+        model.name_or_path = str(base_dir)  # recorded by peft as the adapter's base_model_name_or_path
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = get_peft_model(model, lma_lora_config(cfg))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    accelerator.print(f"trainable parameters: {trainable / 1e6:.2f}M of {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M")
+
+    # --- Data: held-out records for evaluation (eval_data, else the last num_eval_samples training records).
+    table = VideoTable(cfg.train_data, cfg.video_column, cfg.data_split)
+    if cfg.eval_data:
+        eval_table = VideoTable(cfg.eval_data, cfg.video_column, cfg.data_split)
+        train_rows, eval_rows = list(range(len(table))), list(range(min(cfg.num_eval_samples, len(eval_table))))
+    else:
+        if len(table) <= cfg.num_eval_samples:
+            raise ValueError(f"{cfg.train_data} has {len(table)} records: fewer than num_eval_samples + 1; pass "
+                             f"--eval_data or lower --num_eval_samples")
+        eval_table, cut = table, len(table) - cfg.num_eval_samples
+        train_rows, eval_rows = list(range(cut)), list(range(cut, len(table)))
+    train_set = VideoConversationDataset(table, cfg, processor, seed=cfg.seed, fixed=False, rows=train_rows)
+    eval_set = VideoConversationDataset(eval_table, cfg, processor, seed=cfg.seed + 1, fixed=True, rows=eval_rows)
+    collate = ConversationCollator(tokenizer.pad_token_id)
+    train_loader = make_loader(train_set, cfg.per_device_batch_size, collate, cfg.num_workers,
+                               EpochSampler(len(train_set), cfg.seed), cfg.seed)
+    eval_loader = make_loader(eval_set, cfg.per_device_batch_size, collate, cfg.num_workers,
+                              EpochSampler(len(eval_set), cfg.seed, shuffle=False), cfg.seed)
+
+    # --- Optimisation over the trainable parameters (LoRA + modules_to_save); scheduler stepped once per step.
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg)
+    model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
+    accelerator.register_for_checkpointing(scheduler)
+    trainable_names = checkpoint_trainable_only(accelerator, model)
+
+    # --- Resume.
+    state = {"step": 0, "micro_batches": 0, "videos": 0, "frames": 0, "answer_tokens": 0, "skipped_videos": 0}
+    if resume_path is not None:
+        state = load_checkpoint(accelerator, resume_path, trainable_names)
+        accelerator.print(f"resumed from {resume_path} at step {state['step']}")
+
+    def micro_step(batch, timer):
+        """Video LLM forward with LoRA -> mean loss over the answer tokens -> backward."""
+        with timer("model"):
+            with accelerator.autocast():
+                loss = model(**{k: batch[k] for k in MODEL_INPUTS}).loss
+            accelerator.backward(loss)
+        answer_tokens = (batch["labels"][:, 1:] != -100).sum()
+        return loss, torch.stack([torch.tensor(batch["input_ids"].shape[0]), batch["video_num_frames"].sum().cpu(),
+                                  answer_tokens.cpu(), torch.tensor(int(batch["skipped"]))])
+
+    @torch.no_grad()
+    def evaluate() -> dict:
+        """Mean loss per answer token over the held-out records. Per-record sums are gathered with
+        `gather_for_metrics`, which drops the records repeated to even out the last batch across processes."""
+        model.eval()
+        sums = []
+        for batch in eval_loader:
+            with accelerator.autocast():
+                logits = model(**{k: batch[k] for k in MODEL_INPUTS if k != "labels"}).logits
+            labels = batch["labels"][:, 1:]
+            token_loss = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels, ignore_index=-100,
+                                         reduction="none")  # (B, L-1)
+            per_record = torch.stack([token_loss.sum(1), (labels != -100).sum(1).float()], dim=1)  # (B, 2)
+            sums.append(accelerator.gather_for_metrics(per_record))
+        model.train()
+        total = torch.cat(sums).sum(0)
+        return {"eval/loss": (total[0] / total[1]).item()}
+
+    stats = train(accelerator, cfg, name="lma", model=model, optimizer=optimizer, scheduler=scheduler,
+                  loader=train_loader, state=state, output=output,
+                  counters=("videos", "frames", "answer_tokens", "skipped_videos"), phases=("model",),
+                  micro_step=micro_step, evaluate=evaluate, eval_columns=("eval/loss",))
+
+    # --- Adapter (+ merged model).
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.save_pretrained(output / "adapter", is_main_process=accelerator.is_main_process,
+                              state_dict=accelerator.get_state_dict(model), save_embedding_layers=False)
+    if accelerator.is_main_process:
+        processor.save_pretrained(output / "adapter")
+        if cfg.save_merged:
+            merged = unwrapped.merge_and_unload()
+            merged.save_pretrained(output / "merged")
+            processor.save_pretrained(output / "merged")
+    return finish_run(accelerator, output, {**stats, "trainable_parameters": trainable,
+                                            "tokens_per_clip": processor.tokens_per_clip})
+
+
+if __name__ == "__main__":
+    main()
