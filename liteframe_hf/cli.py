@@ -14,6 +14,7 @@ import sys
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("demo",), "liteframe_hf.demo", "run the embedded LiteFrame-micro on a real MP4: shapes, tokens per frame, timings"),
     (("bench", "arch"), "liteframe_hf.bench.arch", "params, paper-rule TFLOPs and latency of the encoder variants"),
+    (("bench", "encoder"), "liteframe_hf.bench.encoder", "LiteFrame encoder speed work: shipped vs textbook implementation (eager attention, channels-first convs), same weights"),
     (("bench", "train"), "liteframe_hf.training.bench", "CTD training-step throughput, teacher/student/optimizer split, peak memory, target-cache speed-up"),
     (("train", "plot"), "liteframe_hf.training.plot", "plot train/eval curves of training runs (their metrics.csv) into a PNG"),
     (("bench", "e2e"), "liteframe_hf.bench.e2e", "end-to-end latency (encode + LLM prefill): baseline vs post-hoc WAP vs LiteFrame"),

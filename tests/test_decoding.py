@@ -8,7 +8,6 @@ with PyAV into a temporary folder. The reference for "exact" is a plain sequenti
 from __future__ import annotations
 
 import io
-import warnings
 from pathlib import Path
 
 import av

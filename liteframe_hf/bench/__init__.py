@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import platform
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +29,21 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{cpu_name()} ({torch.get_num_threads()} threads)"
+
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(args, cpu_warmup: int, cpu_repeats: int) -> tuple[torch.device, torch.dtype, int, int]:
+    """(device, dtype, warmup, repeats) from a benchmark's --device/--dtype/--warmup/--repeats: bf16 and the
+    paper's 40 warm-up + 100 timed runs on CUDA, fp32 and the given (fewer) counts on CPU."""
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda requested but no CUDA device is available")
+    dtype = DTYPES[args.dtype or ("bf16" if device.type == "cuda" else "fp32")]
+    warmup = args.warmup if args.warmup is not None else (40 if device.type == "cuda" else cpu_warmup)
+    repeats = args.repeats if args.repeats is not None else (100 if device.type == "cuda" else cpu_repeats)
+    return device, dtype, warmup, repeats
 
 
 def environment_header(device: torch.device, **extra) -> str:
@@ -54,6 +72,50 @@ def time_call(fn: Callable[[], object], device: torch.device, warmup: int, repea
             fn()
             times.append((time.perf_counter() - t0) * 1e3)
     return times
+
+
+def _release_free_heap() -> None:
+    """Give free malloc arenas back to the OS (glibc's malloc_trim); a no-op elsewhere."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class PeakRSS:
+    """Peak resident memory of this process above its level at entry, in MiB, sampled every millisecond by a
+    thread: the CPU stand-in for `torch.cuda.max_memory_allocated` (Linux /proc; None elsewhere)."""
+
+    def __init__(self, interval_s: float = 0.001):
+        self.interval_s, self.mb = interval_s, None
+
+    @staticmethod
+    def _rss() -> int | None:
+        try:
+            return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def __enter__(self) -> "PeakRSS":
+        _release_free_heap()  # else memory freed by earlier calls is reused without growing the resident set
+        self._base = self._peak = self._rss()
+        self._stop = threading.Event()
+        if self._base is not None:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._rss() or 0)
+            time.sleep(self.interval_s)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._base is not None:
+            self._thread.join()
+            self._peak = max(self._peak, self._rss() or 0)
+            self.mb = (self._peak - self._base) / 2**20
 
 
 def median(values: list[float]) -> float:

@@ -16,7 +16,7 @@ from ..modeling.configuration_liteframe import LiteFrameVisionConfig
 from ..modeling.modeling_liteframe import LiteFrameVisionModel
 from ..paper import ARCH_TABLE, internvit_300m_config
 from ..profile import count_parameters, paper_flops
-from . import environment_header, markdown_table, median, time_call, write_json
+from . import environment_header, markdown_table, median, resolve_device, time_call, write_json
 
 VARIANTS = ["vit-b-12l", "tempattn", "spatiotempattn", "tempconv", "dwtempconv"]
 TEACHER = "internvit-300m"
@@ -53,14 +53,7 @@ def input_shape(name: str, frames: int, image_size: int) -> tuple[int, ...]:
 def main(args: argparse.Namespace) -> int:
     if args.frames % 4:
         raise SystemExit(f"--frames must be a multiple of 4 (clip length), got {args.frames}")
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda requested but no CUDA device is available")
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[
-        args.dtype or ("bf16" if device.type == "cuda" else "fp32")
-    ]
-    warmup = args.warmup if args.warmup is not None else (40 if device.type == "cuda" else 3)
-    repeats = args.repeats if args.repeats is not None else (100 if device.type == "cuda" else 10)
+    device, dtype, warmup, repeats = resolve_device(args, cpu_warmup=3, cpu_repeats=10)
 
     rows, records = [], []
     for name in args.variants:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -29,7 +29,7 @@ from ..modeling.modeling_liteframe import (
 )
 from ..paper import MAIN_TABLE, internvit_300m_config
 from ..wap import wap
-from . import environment_header, markdown_table, median, time_call, write_json
+from . import PeakRSS, environment_header, markdown_table, median, resolve_device, time_call, write_json
 
 METHODS = ("baseline", "posthoc", "liteframe")
 TEXT_TOKENS = 64  # question + template around the video
@@ -69,6 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"])
     parser.add_argument("--warmup", type=int, default=None, help="default: 40 on cuda, 2 on cpu")
     parser.add_argument("--repeats", type=int, default=None, help="default: 100 on cuda, 5 on cpu")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="override the preset's frame size (multiple of 56; smaller for smoke tests)")
     parser.add_argument("--text-layers", type=int, default=None, help="truncate the LLM depth (smoke tests of big presets)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the LiteFrame encoder")
     parser.add_argument("--json", default=None, help="write rows as JSON")
@@ -83,8 +85,12 @@ def build_config(preset: Preset, text_layers: int | None, attn: str) -> LiteFram
     vision = LiteFrameVisionConfig.from_variant(preset.student, image_size=preset.image_size)
     config = LiteFrameConfig(vision_config=vision, text_config=dict(preset.text_config) or None)  # None: Qwen2.5-7B
     if text_layers is not None:
-        config.text_config.num_hidden_layers = text_layers
+        text = config.text_config
+        if getattr(text, "layer_types", None) is not None:  # Qwen2 & co. validate one type per layer
+            text.layer_types = text.layer_types[:text_layers]
+        text.num_hidden_layers = text_layers
     config._attn_implementation = attn
+    config.vision_config._attn_implementation = attn  # the encoder is built alone from its sub-config
     return config
 
 
@@ -102,8 +108,10 @@ class TeacherFrontEnd(nn.Module):
         super().__init__()
         self.teacher, self.posthoc_wap, self.factor = teacher, posthoc_wap, config.pixel_shuffle_factor
         width = teacher.config.hidden_size
+        # A dict, not the config object: a composite config resets the attention implementation of sub-configs
+        # it is given, and this text config is the benchmarked LLM's own.
         projector_config = LiteFrameConfig(vision_config=dict(config.vision_config.to_dict(), out_hidden_size=width),
-                                           text_config=config.text_config)
+                                           text_config=config.text_config.to_dict())
         self.projector = LiteFrameMultiModalProjector(projector_config)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:  # (F, 3, H, W) -> (tokens, d_llm)
@@ -146,29 +154,32 @@ def tokens_per_frame(method: str, preset: Preset, config: LiteFrameConfig) -> fl
 # ----------------------------------------------------------------------------- measurement
 
 
-def peak_memory_mb(device: torch.device) -> float | None:
-    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-
-
-def reset_peak(device: torch.device) -> None:
+def peak_memory(fn, device: torch.device) -> tuple[object, float | None]:
+    """fn() and the peak memory it needed above what was allocated before, in MiB: CUDA allocator peak on GPU,
+    sampled resident-set peak on CPU."""
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        out = fn()
+        torch.cuda.synchronize(device)
+        return out, (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    with PeakRSS() as peak:
+        out = fn()
+    return out, peak.mb
 
 
 def measure(front_end: nn.Module, llm: nn.Module, frames: int, image_size: int, device, dtype, warmup, repeats) -> dict:
     pixels = torch.randn(frames, 3, image_size, image_size, device=device, dtype=dtype)
     text = torch.randn(1, TEXT_TOKENS, llm.config.hidden_size, device=device, dtype=dtype)
     with torch.inference_mode():
-        reset_peak(device)
         encode_ms = median(time_call(lambda: front_end(pixels), device, warmup, repeats))
-        encode_peak = peak_memory_mb(device)
-        visual = front_end(pixels)
+        visual, encode_peak = peak_memory(lambda: front_end(pixels), device)  # an untimed call, for memory
         embeds = torch.cat([visual[None], text], dim=1)  # (1, visual + text, d_llm)
-        reset_peak(device)
-        prefill_ms = median(time_call(lambda: llm(inputs_embeds=embeds, use_cache=True, logits_to_keep=1), device, warmup, repeats))
-        prefill_peak = peak_memory_mb(device)
+        prefill = lambda: llm(inputs_embeds=embeds, use_cache=True, logits_to_keep=1)  # noqa: E731
+        prefill_ms = median(time_call(prefill, device, warmup, repeats))
+        _, prefill_peak = peak_memory(prefill, device)
     return dict(visual_tokens=visual.shape[0], encode_ms=encode_ms, prefill_ms=prefill_ms, total_ms=encode_ms + prefill_ms,
                 encode_peak_mb=encode_peak, prefill_peak_mb=prefill_peak)
 
@@ -180,10 +191,9 @@ def paper_row(method: str, frames: int) -> tuple | None:
 
 def run(args: argparse.Namespace) -> list[dict]:
     preset = PRESETS[args.preset]
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda requested but no CUDA device is available")
-    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}[args.dtype or ("bf16" if device.type == "cuda" else "fp32")]
+    if args.image_size is not None:
+        preset = replace(preset, image_size=args.image_size)
+    device, dtype, warmup, repeats = resolve_device(args, cpu_warmup=2, cpu_repeats=5)
     frames_list = args.frames or list(preset.frames)
     if any(f % 4 for f in frames_list):
         raise SystemExit(f"--frames must be multiples of 4 (clip length): {frames_list}")
@@ -209,19 +219,17 @@ def run(args: argparse.Namespace) -> list[dict]:
     finally:
         torch.set_default_dtype(previous_dtype)
 
-    warmup = args.warmup if args.warmup is not None else (40 if device.type == "cuda" else 2)
-    repeats = args.repeats if args.repeats is not None else (100 if device.type == "cuda" else 5)
     rows = []
     for method in args.methods:
         for frames in frames_list:
             result = measure(front_ends[method], llm, frames, preset.image_size, device, dtype, warmup, repeats)
-            paper = paper_row(method, frames) if args.preset == "paper" else None
+            paper = paper_row(method, frames) if args.preset == "paper" and preset.image_size == 448 else None
             rows.append(dict(method=method, frames=frames, tokens_per_frame=tokens_per_frame(method, preset, config), **result,
                              paper_encode_ms=paper[2] if paper else None, paper_prefill_ms=paper[3] if paper else None,
                              paper_total_ms=paper[4] if paper else None))
             print(f"  {method:9s} {frames:4d} frames: encode {result['encode_ms']:9.1f} ms  prefill {result['prefill_ms']:9.1f} ms",
                   flush=True)
-    meta = dict(preset=args.preset, device=str(device), dtype=str(dtype).replace("torch.", ""), warmup=warmup, repeats=repeats,
+    meta = dict(preset=args.preset, image_size=preset.image_size, device=str(device), dtype=str(dtype).replace("torch.", ""), warmup=warmup, repeats=repeats,
                 text_layers=config.text_config.num_hidden_layers, text_tokens=TEXT_TOKENS, attention=args.attn)
     return rows, meta
 
@@ -293,7 +301,8 @@ def main(args: argparse.Namespace) -> int:
                    r["paper_encode_ms"], r["paper_prefill_ms"], r["paper_total_ms"]] for r in rows]
     table = markdown_table(headers, table_rows)
     notes = ["random weights (latency does not depend on them); prompt adds " f"{TEXT_TOKENS} text tokens",
-             "peak memory is measured on CUDA only (torch.cuda.max_memory_allocated)"]
+             "peak MiB: memory a stage needs above what was allocated before it (CUDA allocator peak on GPU, resident-set "
+             "peak sampled every ms on CPU), from one untimed call"]
     text = "\n".join([header, *notes, "", table, "", *summary_lines(rows)])
     print(text)
     if args.markdown:

@@ -1,0 +1,80 @@
+"""The benchmark commands run end to end as users call them (`liteframe bench ...`), on small shapes.
+
+Timings are not asserted (they belong to the benchmarks' output, see docs/benchmarks.md); what is tested is that
+each command produces its rows, JSON, table and plot, reproduces the paper's FLOPs where it claims to, and that
+the paper preset's code path (InternViT-300M teacher, Qwen2.5-7B-shaped LLM, bf16 - what a GPU runs) works on
+the CPU with small frames and a truncated LLM.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def liteframe(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "liteframe_hf.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, f"liteframe {' '.join(args)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_arch_flops_only_reproduces_the_paper(tmp_path):
+    out = tmp_path / "arch.json"
+    proc = liteframe("bench", "arch", "--frames", "256", "--image-size", "448", "--flops-only", "--json", str(out))
+    rows = {r["variant"]: r for r in json.loads(out.read_text())["rows"]}
+    for name in ("internvit-300m", "vit-b-12l", "dwtempconv", "spatiotempattn"):
+        assert round(rows[name]["params_m"], 2) == rows[name]["paper_params_m"], name
+        assert round(rows[name]["tflops"], 2) == rows[name]["paper_tflops"], name
+    assert (rows["internvit-300m"]["paper_params_m"], rows["internvit-300m"]["paper_tflops"]) == (304.01, 158.80)
+    assert (rows["dwtempconv"]["paper_params_m"], rows["dwtempconv"]["paper_tflops"]) == (87.15, 17.92)
+    assert {"tempconv", "tempattn"} <= set(rows)  # our reading of the under-specified rows, printed beside the paper
+    assert "| dwtempconv | 87.15 | 87.15 | 17.92 | 17.92 |" in proc.stdout
+
+
+def test_encoder_before_after_rows_agree_with_the_shipped_encoder(tmp_path):
+    out = tmp_path / "encoder.json"
+    liteframe("bench", "encoder", "--variant", "liteframe-tiny", "--frames", "8", "--image-size", "56",
+              "--warmup", "0", "--repeats", "1", "--json", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["implementation"].split(":")[0] for r in rows][0] == "textbook" and len(rows) == 4
+    assert all(r["max_rel_error_vs_shipped"] < 1e-4 for r in rows)
+    assert all(r["latency_ms"] > 0 for r in rows)
+
+
+def test_e2e_micro_writes_table_json_and_plot(tmp_path):
+    out, plot, md = tmp_path / "e2e.json", tmp_path / "e2e.png", tmp_path / "e2e.md"
+    proc = liteframe("bench", "e2e", "--preset", "micro", "--frames", "4", "32", "--image-size", "112",
+                     "--text-layers", "2", "--warmup", "0", "--repeats", "1",
+                     "--json", str(out), "--plot", str(plot), "--markdown", str(md))
+    result = json.loads(out.read_text())
+    rows = {(r["method"], r["frames"]): r for r in result["rows"]}
+    assert set(rows) == {(m, f) for m in ("baseline", "posthoc", "liteframe") for f in (4, 32)}
+    # 112 px, patch 14 -> an 8x8 grid: baseline 4x4 = 16 tokens/frame after pixel shuffle; WAP and LiteFrame 16x fewer.
+    assert rows[("baseline", 4)]["visual_tokens"] == 4 * 16
+    assert rows[("posthoc", 32)]["visual_tokens"] == rows[("liteframe", 32)]["visual_tokens"] == 32
+    for row in rows.values():
+        assert row["total_ms"] == pytest.approx(row["encode_ms"] + row["prefill_ms"])
+        assert row["encode_peak_mb"] is not None and row["prefill_peak_mb"] is not None
+    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
+    assert "| liteframe | 32 |" in md.read_text()
+    assert "liteframe @ 32 frames vs baseline @ 4: total latency ratio" in proc.stdout  # the 8x-frames comparison
+    assert "AttentionInterface" not in proc.stderr  # every model runs the attention it was asked for
+
+
+@pytest.mark.slow
+def test_e2e_paper_preset_code_path_runs_on_cpu_with_small_shapes(tmp_path):
+    """The GPU benchmark's shapes (InternViT-300M, LiteFrame-B, Qwen2.5-7B widths, bf16) at 112 px, 4 frames,
+    one LLM layer: the same code path as `--device cuda`, minus CUDA events."""
+    out = tmp_path / "paper.json"
+    liteframe("bench", "e2e", "--preset", "paper", "--device", "cpu", "--dtype", "bf16", "--frames", "4",
+              "--image-size", "112", "--text-layers", "1", "--warmup", "0", "--repeats", "1", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert result["dtype"] == "bfloat16" and result["text_layers"] == 1 and result["image_size"] == 112
+    rows = {r["method"]: r for r in result["rows"]}
+    assert rows["baseline"]["visual_tokens"] == 4 * 16 and rows["liteframe"]["visual_tokens"] == 4
+    assert all(r["paper_total_ms"] is None for r in rows.values())  # paper columns only at the paper's 448 px
