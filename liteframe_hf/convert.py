@@ -639,10 +639,28 @@ def _write_processor(folder: Path, config: LiteFrameConfig, out: Path, image_mea
     for cls, auto in ((LiteFrameProcessor, "AutoProcessor"), (LiteFrameVideoProcessor, "AutoVideoProcessor")):
         if getattr(cls, "_auto_class", None) is None:  # remote code: save writes auto_map and copies the files
             cls.register_for_auto_class(auto)
-    processor = LiteFrameProcessor(video_processor=video_processor, tokenizer=tokenizer,
+    template = _source_chat_template(folder)
+    if template is not None and "video" not in template:
+        notes.append("the source chat template has no video content type: wrote LiteFrame's (ChatML + <video>) instead")
+        template = None
+    processor = LiteFrameProcessor(video_processor=video_processor, tokenizer=tokenizer, chat_template=template,
                                    tokens_per_clip=config.tokens_per_clip())
     processor.save_pretrained(out)
-    return f"LiteFrameProcessor (tokens_per_clip={config.tokens_per_clip()}, {size} px)"
+    origin = "the source's chat template" if template is not None else "LiteFrame's chat template"
+    return f"LiteFrameProcessor (tokens_per_clip={config.tokens_per_clip()}, {size} px, {origin})"
+
+
+def _source_chat_template(folder: Path) -> str | None:
+    """The processor chat template of an InternVL3-*-hf folder (chat_template.jinja, chat_template.json or
+    processor_config.json), or None. InternVL's handles {"type": "video"} items with the same <video> marker."""
+    if (folder / "chat_template.jinja").is_file():
+        return (folder / "chat_template.jinja").read_text()
+    for name in ("chat_template.json", "processor_config.json"):
+        if (folder / name).is_file():
+            template = json.loads((folder / name).read_text()).get("chat_template")
+            if isinstance(template, str):
+                return template
+    return None
 
 
 # ----------------------------------------------------------------------------------------------- CLI

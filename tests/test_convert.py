@@ -30,6 +30,16 @@ VISION = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, interm
               patch_size=7, attention_bias=True, use_mean_pooling=True)
 
 
+# InternVL3-style: a system prompt, then ChatML turns with a <video> line per video item.
+SOURCE_CHAT_TEMPLATE = (
+    "{{ '<|im_start|>system\nYou are InternVL.<|im_end|>\n' }}{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for item in message['content'] %}{% if item['type'] == 'video' %}{{ '<video>\n' }}"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}{{ '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
 @pytest.fixture(scope="module")
 def internvl(tmp_path_factory):
     """A tiny InternVL3-style checkpoint saved sharded the way transformers saves InternVL3-*-hf, with a tokenizer
@@ -48,6 +58,7 @@ def internvl(tmp_path_factory):
     path = tmp_path_factory.mktemp("internvl")
     model.save_pretrained(path, max_shard_size="100KB")
     tiny_tokenizer().save_pretrained(path)
+    (path / "chat_template.jinja").write_text(SOURCE_CHAT_TEMPLATE)
     (path / "preprocessor_config.json").write_text(json.dumps(
         {"image_processor_type": "GotOcr2ImageProcessorFast", "image_mean": [0.485, 0.456, 0.406],
          "image_std": [0.229, 0.224, 0.225]}))
@@ -117,6 +128,8 @@ def test_converted_model_generates_with_its_processor(converted):
     video = np.random.default_rng(0).integers(0, 255, (8, 64, 64, 3), dtype=np.uint8)
     messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "what happens ?"}]}]
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert processor.chat_template == SOURCE_CHAT_TEMPLATE and text.startswith("<|im_start|>system\nYou are InternVL.")
+    assert "LiteFrameProcessor" in report.processor and "source's chat template" in report.processor
     inputs = processor(text=[text], videos=[video], num_frames=8, return_tensors="pt")
     assert int((inputs["input_ids"] == model.config.video_token_id).sum()) == 2 * 4  # 2 clips x 4 tokens
     generated = model.generate(**inputs, max_new_tokens=4, do_sample=False)
