@@ -81,6 +81,17 @@ def _is_source(video) -> bool:
     )
 
 
+def _per_frame(metadata, field: str, count: int) -> np.ndarray | None:
+    """`metadata.<field>` as an array when it has exactly one entry per passed frame, else None."""
+    try:
+        values = getattr(metadata, field, None)
+    except (TypeError, ValueError, AttributeError):  # transformers' `timestamps` property needs fps and indices
+        return None
+    if values is None or len(values) != count:
+        return None
+    return np.asarray(values)
+
+
 def _decode_size(size, do_resize) -> tuple[int, int] | None:
     """(height, width) to let the decoder resize to, when the target is a fixed size."""
     if not do_resize or size is None:
@@ -303,13 +314,20 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
                 is_repeat = np.zeros(len(indices), dtype=bool)
                 is_repeat[1:] = indices[1:] == indices[:-1]
                 frames.append(video[torch.from_numpy(indices)])
+                # Frames sampled earlier (e.g. by our decoder) keep their place in the source video: metadata with one
+                # index / timestamp per passed frame maps through; otherwise frame i of the array is frame i at fps.
+                source_indices, source_times = _per_frame(meta, "frames_indices", total), _per_frame(meta, "timestamps", total)
+                video_indices = source_indices[indices] if source_indices is not None else indices
+                if source_times is not None:
+                    times = source_times[indices].tolist()
+                else:
+                    times = (video_indices / fps).tolist() if fps else None
                 metadata.append(
                     LiteFrameVideoMetadata(
                         total_num_frames=int(meta.total_num_frames or total), fps=fps, width=meta.width,
                         height=meta.height, duration=meta.duration or (total / fps if fps else None),
-                        video_backend=meta.video_backend or "array", frames_indices=indices.tolist(),
-                        frame_timestamps=(indices / fps).tolist() if fps else None, is_repeat=is_repeat.tolist(),
-                        decode_mode="array", clip_len=clip_len,
+                        video_backend=meta.video_backend or "array", frames_indices=video_indices.tolist(),
+                        frame_timestamps=times, is_repeat=is_repeat.tolist(), decode_mode="array", clip_len=clip_len,
                     )
                 )
         # pad every video to whole clips by repeating its last frame (recorded in the metadata)

@@ -134,6 +134,19 @@ def test_decoded_arrays(clips):
     torch.testing.assert_close(out["pixel_values_videos"][0, 7], out["pixel_values_videos"][0, 4])
 
 
+def test_presampled_frames_keep_their_source_times():
+    """Frames sampled earlier (8 frames of a 30 fps video) keep their source indices and timestamps."""
+    vp = LiteFrameVideoProcessor(size={"height": 16, "width": 16})
+    frames = np.zeros((8, 20, 24, 3), dtype=np.uint8)
+    source = [15 + 30 * i for i in range(8)]  # one frame per second, mid-second
+    out = vp(frames, do_sample_frames=False, return_metadata=True, return_tensors="pt",
+             video_metadata={"fps": 30, "total_num_frames": 240, "frames_indices": source})
+    meta = out["video_metadata"][0]
+    assert meta.frames_indices == source
+    np.testing.assert_allclose(meta.timestamps, np.array(source) / 30)
+    assert vp.clip_spans(meta)[1] == pytest.approx((4.5, 7.5))
+
+
 def test_bad_video_file_raises_clear_error(tmp_path):
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video\n")
