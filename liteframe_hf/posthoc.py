@@ -35,6 +35,7 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from .modeling.processing_liteframe import CHAT_TEMPLATE, CLIP_CONTEXT, clip_prompt
+from .modeling.video_processing_liteframe import INTERNVIT_MEAN, INTERNVIT_STD
 from .teachers import Teacher
 from .wap import check_block
 
@@ -46,8 +47,7 @@ __all__ = [
     "posthoc_generate",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN, IMAGENET_STD = tuple(INTERNVIT_MEAN), tuple(INTERNVIT_STD)  # InternViT and DINOv2 share them
 
 
 def _internvl_base(model: nn.Module) -> nn.Module:

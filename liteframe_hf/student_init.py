@@ -55,6 +55,7 @@ from .modeling.modeling_liteframe import (
     LiteFrameVisionModel,
     TemporalAttention,
 )
+from .modeling.video_processing_liteframe import INTERNVIT_MEAN, INTERNVIT_STD
 from .teachers import Teacher
 
 __all__ = [
@@ -66,8 +67,7 @@ __all__ = [
     "IMAGENET_STD",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN, IMAGENET_STD = tuple(INTERNVIT_MEAN), tuple(INTERNVIT_STD)  # InternViT and DINOv2 share them
 HEAD_INITS = ("lstsq", "slice")
 RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # relative ridge strengths tried by ridge="auto"
 

@@ -49,7 +49,8 @@ def resolve_device(args, cpu_warmup: int, cpu_repeats: int) -> tuple[torch.devic
 def environment_header(device: torch.device, **extra) -> str:
     import transformers
 
-    parts = [f"device: {device_name(device)}", f"torch {torch.__version__}", f"transformers {transformers.__version__}"]
+    parts = [f"device: {device_name(device)}", f"torch {torch.__version__}", f"transformers {transformers.__version__}",
+             f"date {time.strftime('%Y-%m-%d')}"]
     parts += [f"{k}: {v}" for k, v in extra.items()]
     return " | ".join(parts)
 
