@@ -78,3 +78,38 @@ def test_e2e_paper_preset_code_path_runs_on_cpu_with_small_shapes(tmp_path):
     rows = {r["method"]: r for r in result["rows"]}
     assert rows["baseline"]["visual_tokens"] == 4 * 16 and rows["liteframe"]["visual_tokens"] == 4
     assert all(r["paper_total_ms"] is None for r in rows.values())  # paper columns only at the paper's 448 px
+
+
+def test_time_budget_cuts_repeats_of_slow_calls():
+    import time
+
+    import torch
+
+    from liteframe_hf.bench import time_call
+
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.05)
+
+    times = time_call(slow, torch.device("cpu"), warmup=40, repeats=100, budget_s=0.5)
+    # ~0.05 s a call: 70% of 0.5 s buys at most 7 timed calls (never fewer than 3), 30% at most 3 warm-ups after 2.
+    assert 3 <= len(times) <= 7 and len(calls) <= 2 + 3 + 7
+    assert all(t >= 50 for t in times)
+    calls.clear()
+    assert len(time_call(slow, torch.device("cpu"), warmup=1, repeats=4)) == 4 and len(calls) == 5
+
+
+def test_e2e_frames_per_method_and_budget(tmp_path):
+    out = tmp_path / "e2e.json"
+    proc = liteframe("bench", "e2e", "--preset", "micro", "--methods", "baseline", "liteframe",
+                     "--frames-for", "baseline=4", "liteframe=32", "--image-size", "112", "--text-layers", "1",
+                     "--warmup", "2", "--repeats", "5", "--budget-s", "5", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert [(r["method"], r["frames"]) for r in result["rows"]] == [("baseline", 4), ("liteframe", 32)]
+    assert result["budget_s"] == 5 and all(3 <= r["encode_repeats"] <= 5 for r in result["rows"])
+    assert "liteframe @ 32 frames vs baseline @ 4: total latency ratio" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "liteframe_hf.cli", "bench", "e2e", "--frames-for", "liteframe=6"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "multiples of 4" in bad.stderr

@@ -55,8 +55,24 @@ def environment_header(device: torch.device, **extra) -> str:
     return " | ".join(parts)
 
 
-def time_call(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> list[float]:
-    """Wall times in ms of `fn()` after `warmup` calls; CUDA events on GPU, perf_counter on CPU."""
+def time_call(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int,
+              budget_s: float | None = None) -> list[float]:
+    """Wall times in ms of `fn()` after `warmup` calls; CUDA events on GPU, perf_counter on CPU.
+
+    With `budget_s`, the second warm-up call is timed (the first pays one-off costs) and both counts are cut so
+    that the point takes about `budget_s` seconds, with at least two warm-up and three timed calls: big shapes
+    then cost seconds, not minutes. The number of timed calls is len() of the result."""
+    if budget_s is not None and warmup >= 2:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        per_call = max(time.perf_counter() - t0, 1e-6)
+        warmup = min(warmup - 2, int(0.3 * budget_s / per_call))
+        repeats = min(repeats, max(3, int(0.7 * budget_s / per_call)))
     for _ in range(warmup):
         fn()
     times = []

@@ -63,12 +63,18 @@ PRESETS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="micro")
     parser.add_argument("--frames", type=int, nargs="+", default=None, help="frame counts (multiples of 4); default per preset")
+    parser.add_argument("--frames-for", nargs="+", default=[], metavar="METHOD=F,F,...",
+                        help="frame counts for one method, overriding --frames for it (e.g. baseline=8,16,32 "
+                             "liteframe=64,128,256): the paper compares LiteFrame at 8x the baseline's frames")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--dtype", choices=["bf16", "fp32", "fp16"], default=None, help="default: bf16 on cuda, fp32 on cpu")
     parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"])
     parser.add_argument("--warmup", type=int, default=None, help="default: 40 on cuda, 2 on cpu")
     parser.add_argument("--repeats", type=int, default=None, help="default: 100 on cuda, 5 on cpu")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="cap each stage's timing at about this many seconds by running fewer warm-up/timed calls "
+                             "(at least 3 timed; the count used is in each row): for 7B prefills of 10^5 tokens")
     parser.add_argument("--image-size", type=int, default=None,
                         help="override the preset's frame size (multiple of 56; smaller for smoke tests)")
     parser.add_argument("--text-layers", type=int, default=None, help="truncate the LLM depth (smoke tests of big presets)")
@@ -170,18 +176,21 @@ def peak_memory(fn, device: torch.device) -> tuple[object, float | None]:
     return out, peak.mb
 
 
-def measure(front_end: nn.Module, llm: nn.Module, frames: int, image_size: int, device, dtype, warmup, repeats) -> dict:
+def measure(front_end: nn.Module, llm: nn.Module, frames: int, image_size: int, device, dtype, warmup, repeats,
+            budget_s: float | None = None) -> dict:
     pixels = torch.randn(frames, 3, image_size, image_size, device=device, dtype=dtype)
     text = torch.randn(1, TEXT_TOKENS, llm.config.hidden_size, device=device, dtype=dtype)
     with torch.inference_mode():
-        encode_ms = median(time_call(lambda: front_end(pixels), device, warmup, repeats))
+        encode_times = time_call(lambda: front_end(pixels), device, warmup, repeats, budget_s)
         visual, encode_peak = peak_memory(lambda: front_end(pixels), device)  # an untimed call, for memory
         embeds = torch.cat([visual[None], text], dim=1)  # (1, visual + text, d_llm)
         prefill = lambda: llm(inputs_embeds=embeds, use_cache=True, logits_to_keep=1)  # noqa: E731
-        prefill_ms = median(time_call(prefill, device, warmup, repeats))
+        prefill_times = time_call(prefill, device, warmup, repeats, budget_s)
         _, prefill_peak = peak_memory(prefill, device)
+    encode_ms, prefill_ms = median(encode_times), median(prefill_times)
     return dict(visual_tokens=visual.shape[0], encode_ms=encode_ms, prefill_ms=prefill_ms, total_ms=encode_ms + prefill_ms,
-                encode_peak_mb=encode_peak, prefill_peak_mb=prefill_peak)
+                encode_peak_mb=encode_peak, prefill_peak_mb=prefill_peak,
+                encode_repeats=len(encode_times), prefill_repeats=len(prefill_times))
 
 
 def paper_row(method: str, frames: int) -> tuple | None:
@@ -189,14 +198,29 @@ def paper_row(method: str, frames: int) -> tuple | None:
     return next((r for r in MAIN_TABLE.get(table, []) if r[0] == frames), None)
 
 
+def frames_per_method(methods: list[str], default: list[int], overrides: list[str]) -> dict[str, list[int]]:
+    """{method: frame counts} from --frames and the METHOD=F,F,... items of --frames-for."""
+    frames = {method: list(default) for method in methods}
+    for item in overrides:
+        method, sep, values = item.partition("=")
+        if not sep or method not in METHODS:
+            raise SystemExit(f"--frames-for takes METHOD=F,F,... with METHOD one of {', '.join(METHODS)}; got {item!r}")
+        try:
+            frames[method] = [int(v) for v in values.split(",") if v]
+        except ValueError:
+            raise SystemExit(f"--frames-for {item!r}: frame counts must be integers") from None
+    for method, counts in frames.items():
+        if not counts or any(f <= 0 or f % 4 for f in counts):
+            raise SystemExit(f"frame counts must be positive multiples of 4 (clip length); {method}: {counts}")
+    return frames
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     preset = PRESETS[args.preset]
     if args.image_size is not None:
         preset = replace(preset, image_size=args.image_size)
     device, dtype, warmup, repeats = resolve_device(args, cpu_warmup=2, cpu_repeats=5)
-    frames_list = args.frames or list(preset.frames)
-    if any(f % 4 for f in frames_list):
-        raise SystemExit(f"--frames must be multiples of 4 (clip length): {frames_list}")
+    frames_for = frames_per_method(args.methods, args.frames or list(preset.frames), args.frames_for)
     config = build_config(preset, args.text_layers, args.attn)
     if args.preset == "paper" and device.type == "cpu" and args.text_layers is None:
         raise SystemExit("The paper preset's 7B LLM does not fit a CPU benchmark: use --device cuda, or --text-layers N "
@@ -221,15 +245,16 @@ def run(args: argparse.Namespace) -> list[dict]:
 
     rows = []
     for method in args.methods:
-        for frames in frames_list:
-            result = measure(front_ends[method], llm, frames, preset.image_size, device, dtype, warmup, repeats)
+        for frames in frames_for[method]:
+            result = measure(front_ends[method], llm, frames, preset.image_size, device, dtype, warmup, repeats, args.budget_s)
             paper = paper_row(method, frames) if args.preset == "paper" and preset.image_size == 448 else None
             rows.append(dict(method=method, frames=frames, tokens_per_frame=tokens_per_frame(method, preset, config), **result,
                              paper_encode_ms=paper[2] if paper else None, paper_prefill_ms=paper[3] if paper else None,
                              paper_total_ms=paper[4] if paper else None))
             print(f"  {method:9s} {frames:4d} frames: encode {result['encode_ms']:9.1f} ms  prefill {result['prefill_ms']:9.1f} ms",
                   flush=True)
-    meta = dict(preset=args.preset, image_size=preset.image_size, device=str(device), dtype=str(dtype).replace("torch.", ""), warmup=warmup, repeats=repeats,
+    meta = dict(preset=args.preset, image_size=preset.image_size, device=str(device), dtype=str(dtype).replace("torch.", ""),
+                warmup=warmup, repeats=repeats, budget_s=args.budget_s,
                 text_layers=config.text_config.num_hidden_layers, text_tokens=TEXT_TOKENS, attention=args.attn)
     return rows, meta
 
@@ -289,15 +314,23 @@ def plot(rows: list[dict], path: str, title: str) -> None:
     plt.close(fig)
 
 
+def timing_text(meta: dict) -> str:
+    if meta["budget_s"] is None:
+        return f"median of {meta['repeats']} after {meta['warmup']} warm-up"
+    return (f"median of up to {meta['repeats']} after up to {meta['warmup']} warm-up, capped at ~{meta['budget_s']:g} s "
+            "per stage (timed calls per row in the table)")
+
+
 def main(args: argparse.Namespace) -> int:
     rows, meta = run(args)
     header = environment_header(torch.device(args.device), preset=meta["preset"], dtype=meta["dtype"], attention=meta["attention"],
-                                timing=f"median of {meta['repeats']} after {meta['warmup']} warm-up",
+                                timing=timing_text(meta),
                                 llm_layers=meta["text_layers"])
     headers = ["method", "frames", "tok/frame", "visual tokens", "encode ms", "prefill ms", "total ms", "peak MiB (enc/prefill)",
-               "paper enc", "paper prefill", "paper total"]
+               "timed calls (enc/prefill)", "paper enc", "paper prefill", "paper total"]
     table_rows = [[r["method"], r["frames"], r["tokens_per_frame"], r["visual_tokens"], r["encode_ms"], r["prefill_ms"], r["total_ms"],
                    "-" if r["encode_peak_mb"] is None else f"{r['encode_peak_mb']:.0f}/{r['prefill_peak_mb']:.0f}",
+                   f"{r['encode_repeats']}/{r['prefill_repeats']}",
                    r["paper_encode_ms"], r["paper_prefill_ms"], r["paper_total_ms"]] for r in rows]
     table = markdown_table(headers, table_rows)
     notes = ["random weights (latency does not depend on them); prompt adds " f"{TEXT_TOKENS} text tokens",

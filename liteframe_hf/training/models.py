@@ -4,6 +4,7 @@ Model specs accepted by the recipes:
   a folder or Hub id           loaded with from_pretrained
   asset:NAME                   a cached LiteFrame asset (`liteframe assets fetch`): asset:dinov2, asset:smollm2
   random:dinov2-tiny           tiny random DINOv2 teacher (width 48, patch 7), built on the fly for tests
+  random:internvit-300m        random InternViT-300M (the paper's teacher shape), for throughput benchmarks
   random:qwen2-tiny            tiny random Qwen2 LLM with liteframe_hf.testing's word-level tokenizer
 """
 
@@ -37,7 +38,15 @@ def _tiny_dinov2():
     return _seeded(lambda: Dinov2Model(config))
 
 
-_RANDOM_TEACHERS = {"dinov2-tiny": _tiny_dinov2}
+def _random_internvit_300m():
+    from transformers import InternVLVisionModel
+
+    from ..paper import internvit_300m_config
+
+    return _seeded(lambda: InternVLVisionModel(internvit_300m_config()))
+
+
+_RANDOM_TEACHERS = {"dinov2-tiny": _tiny_dinov2, "internvit-300m": _random_internvit_300m}
 
 
 # ----------------------------------------------------------------------------------------------- CTD
