@@ -84,11 +84,16 @@ class LiteFrameMLP(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-class DepthwiseTemporalConv(nn.Module):
-    """Depth-wise Conv1d over the clip's frames at every token position (the paper's DWTempConv).
+# Temporal mixers are residual blocks across the frames of a clip: forward(x) returns x + mix(x), so the
+# depth-wise conv can fold the residual into its own multiply-adds.
 
-    Weights have nn.Conv1d's layout (D, 1, k) but the op is a sum of k shifted, per-channel-scaled copies of
-    the input in its native (N, T, L, D) layout: no transpose to channels-first, and T is tiny (4).
+
+class DepthwiseTemporalConv(nn.Module):
+    """Residual depth-wise Conv1d over the clip's frames at every token position (the paper's DWTempConv).
+
+    Weights have nn.Conv1d's layout (D, 1, k) but the op is k shifted, per-channel multiply-adds in the
+    input's native (N, T, L, D) layout: no transpose to channels-first, no padded copy (T is tiny: 4), and the
+    residual folded into the centre tap, so a full-resolution block costs about 3 passes over its tokens.
     """
 
     def __init__(self, dim: int, kernel_size: int):
@@ -97,12 +102,16 @@ class DepthwiseTemporalConv(nn.Module):
         self.weight = nn.Parameter(torch.zeros(dim, 1, kernel_size))
         self.bias = nn.Parameter(torch.zeros(dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, T, L, D)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, T, L, D) -> x + conv(x)
         t, half = x.shape[1], self.kernel_size // 2
-        padded = F.pad(x, (0, 0, 0, 0, half, half))  # zero-pad T: (N, T + 2*half, L, D)
-        out = self.bias.expand_as(x)
+        weight = self.weight[:, 0].to(x.dtype)  # (D, k)
+        out = torch.addcmul(x + self.bias.to(x.dtype), x, weight[:, half])  # residual + bias + centre tap
         for tap in range(self.kernel_size):
-            out = out + padded[:, tap : tap + t] * self.weight[:, 0, tap]
+            shift = tap - half  # frame i reads frame i + shift; frames outside the clip are zero padding
+            if shift == 0 or abs(shift) >= t:
+                continue
+            dst = out[:, max(0, -shift) : t - max(0, shift)]
+            dst.addcmul_(x[:, max(0, shift) : t + min(0, shift)], weight[:, tap])
         return out
 
     def count_macs(self, x: torch.Tensor, out: torch.Tensor) -> int:
@@ -110,7 +119,7 @@ class DepthwiseTemporalConv(nn.Module):
 
 
 class DenseTemporalConv(nn.Module):
-    """Full (channel-mixing) Conv1d over frames at every token position: the paper's TempConv ablation."""
+    """Residual full (channel-mixing) Conv1d over frames at every token position: the paper's TempConv ablation."""
 
     def __init__(self, dim: int, kernel_size: int):
         super().__init__()
@@ -119,11 +128,11 @@ class DenseTemporalConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, T, L, D)
         n, t, l, d = x.shape
         y = self.conv(x.permute(0, 2, 3, 1).reshape(n * l, d, t))  # (N*L, D, T)
-        return y.view(n, l, d, t).permute(0, 3, 1, 2)
+        return x + y.view(n, l, d, t).permute(0, 3, 1, 2)
 
 
 class TemporalAttention(nn.Module):
-    """Pre-norm self-attention across frames at every token position: the paper's TempAttn ablation."""
+    """Residual pre-norm self-attention across frames at every token position: the paper's TempAttn ablation."""
 
     def __init__(self, config: LiteFrameVisionConfig):
         super().__init__()
@@ -133,7 +142,7 @@ class TemporalAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, T, L, D)
         n, t, l, d = x.shape
         seq = self.norm(x).transpose(1, 2).reshape(n * l, t, d)  # (N*L, T, D)
-        return self.attention(seq).view(n, l, t, d).transpose(1, 2)
+        return x + self.attention(seq).view(n, l, t, d).transpose(1, 2)
 
 
 def build_temporal_mixer(config: LiteFrameVisionConfig) -> nn.Module | None:
@@ -169,11 +178,11 @@ class LiteFrameVisionLayer(GradientCheckpointingLayer):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:  # (N, T, L, D)
         n, t, l, d = hidden_states.shape
         x = hidden_states.reshape(n, t * l, d) if self.joint_attention else hidden_states.reshape(n * t, l, d)
-        x = x + self.lambda_1 * self.attention(self.layernorm_before(x))
-        x = x + self.lambda_2 * self.mlp(self.layernorm_after(x))
+        x = torch.addcmul(x, self.lambda_1, self.attention(self.layernorm_before(x)))  # x + lambda_1 * attn: one pass
+        x = torch.addcmul(x, self.lambda_2, self.mlp(self.layernorm_after(x)))
         x = x.view(n, t, l, d)
         if self.temporal_mixer is not None:
-            x = x + self.temporal_mixer(x)
+            x = self.temporal_mixer(x)  # residual inside
         return x
 
 
@@ -181,8 +190,9 @@ class LiteFrameTokenMerger(nn.Module):
     """Strided depth-wise Conv3d (kernel = stride = (t, h, w)) on the patch grid; CLS tokens of merged frames
     are averaged. (N, T, 1 + H*W, D) -> (N, T/t, 1 + (H/h)*(W/w), D).
 
-    The conv is computed as a per-channel weighted sum over each non-overlapping (t, h, w) block with a
-    reshape, which keeps the channels-last layout (Conv3d would need channels-first copies).
+    The conv is computed as a per-channel weighted sum of the t*h*w strided sub-grids (one multiply-add per
+    block offset, each over 1/(t*h*w) of the tokens), which keeps the channels-last layout: Conv3d would need
+    channels-first copies, and an einsum over the blocks becomes a batched matmul with an inner size of t*h*w.
     """
 
     def __init__(self, dim: int, factors: tuple[int, int, int]):
@@ -198,8 +208,12 @@ class LiteFrameTokenMerger(nn.Module):
         cls, patches = x[:, :, 0], x[:, :, 1:]
         cls = cls.view(n, t // ft, ft, d).mean(2)  # (N, T', D)
         blocks = patches.reshape(n, t // ft, ft, gh // fh, fh, gw // fw, fw, d)
-        kernel = self.weight[:, 0].permute(1, 2, 3, 0)  # (ft, fh, fw, D)
-        merged = torch.einsum("nTaHbWcd,abcd->nTHWd", blocks, kernel) + self.bias  # (N, T', H', W', D)
+        kernel = self.weight[:, 0].to(x.dtype)  # (D, ft, fh, fw)
+        merged = self.bias.to(x.dtype).expand(n, t // ft, gh // fh, gw // fw, d)
+        for a in range(ft):
+            for b in range(fh):
+                for c in range(fw):
+                    merged = torch.addcmul(merged, blocks[:, :, a, :, b, :, c], kernel[:, a, b, c])  # (N, T', H', W', D)
         return torch.cat([cls.unsqueeze(2), merged.flatten(2, 3)], dim=2)
 
     def count_macs(self, x: torch.Tensor, out: torch.Tensor) -> int:

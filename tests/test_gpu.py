@@ -2,29 +2,18 @@
 fp32 reference, attention backends agreeing at 448 px, activation checkpointing under bf16 autocast, and batched
 generation on the GPU. Run on a GPU machine with `python -m pytest -q tests/test_gpu.py`."""
 
-import contextlib
 import importlib.util
 
 import pytest
 import torch
 
 from liteframe_hf import LiteFrameForConditionalGeneration, LiteFrameVisionConfig, LiteFrameVisionModel
+from liteframe_hf.bench import exact_fp32
 from liteframe_hf.testing import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 CUDA = torch.device("cuda")
-
-
-@contextlib.contextmanager
-def exact_fp32():
-    """fp32 without TF32 in matmuls and cuDNN convs: the reference precision."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def encoder(variant: str, **overrides) -> LiteFrameVisionModel:

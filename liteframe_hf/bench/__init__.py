@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -44,6 +45,17 @@ def resolve_device(args, cpu_warmup: int, cpu_repeats: int) -> tuple[torch.devic
     warmup = args.warmup if args.warmup is not None else (40 if device.type == "cuda" else cpu_warmup)
     repeats = args.repeats if args.repeats is not None else (100 if device.type == "cuda" else cpu_repeats)
     return device, dtype, warmup, repeats
+
+
+@contextlib.contextmanager
+def exact_fp32():
+    """fp32 without TF32 in CUDA matmuls and cuDNN convs: the precision of a reference forward."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def environment_header(device: torch.device, **extra) -> str:

@@ -3,10 +3,12 @@
 "textbook" is DESIGN.md section 3 written the obvious way: eager attention (matmul, softmax, matmul), the depth-wise
 temporal conv as `nn.functional.conv1d(groups=D)` on a channels-first (N*L, D, T) copy of every block's tokens,
 and token merging as a strided `conv3d(groups=D)` on a channels-first (N, D, T, H, W) copy. The shipped encoder
-uses SDPA, computes the k-tap temporal conv as k shifted multiply-adds in the native (N, T, L, D) layout and the
-merge as a per-channel weighted sum over reshaped blocks: no layout copies. The rows in between show what each
-change buys; `--compile` adds `torch.compile` of the shipped encoder. Every row's output is checked against the
-shipped one (weights are random, temporal convs included, so the check is not vacuous).
+uses SDPA, computes the temporal conv as shifted multiply-adds in the native (N, T, L, D) layout with the residual
+folded in, and the merge as multiply-adds over strided sub-grids: no layout copies. "previous" is the shipped
+encoder before its last speed change (a zero-padded copy for the conv, an einsum for the merge). The rows in
+between show what each change buys; `--compile` adds `torch.compile` of the shipped encoder. Every row's output is
+compared with an fp32 forward of the same weights (random, temporal convs included, so the check is not vacuous),
+by ||out - ref|| / ||ref||.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from torch import nn
 
 from ..modeling.configuration_liteframe import LiteFrameVisionConfig
 from ..modeling.modeling_liteframe import DepthwiseTemporalConv, LiteFrameTokenMerger, LiteFrameVisionModel
-from . import environment_header, markdown_table, median, resolve_device, time_call, write_json
+from . import environment_header, exact_fp32, markdown_table, median, resolve_device, time_call, write_json
 
 
 class ChannelsFirstTemporalConv(nn.Module):
-    """Depth-wise Conv1d over frames through cuDNN/oneDNN's conv1d: transpose to (N*L, D, T) and back."""
+    """Residual depth-wise Conv1d over frames through cuDNN/oneDNN's conv1d: transpose to (N*L, D, T) and back."""
 
     def __init__(self, conv: DepthwiseTemporalConv):
         super().__init__()
@@ -33,7 +35,7 @@ class ChannelsFirstTemporalConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, L, D)
         n, t, l, d = x.shape
         y = F.conv1d(x.permute(0, 2, 3, 1).reshape(n * l, d, t), self.weight, self.bias, padding=self.padding, groups=d)
-        return y.view(n, l, d, t).permute(0, 3, 1, 2)
+        return x + y.view(n, l, d, t).permute(0, 3, 1, 2)
 
 
 class ChannelsFirstTokenMerger(nn.Module):
@@ -52,15 +54,43 @@ class ChannelsFirstTokenMerger(nn.Module):
         return torch.cat([cls.unsqueeze(2), merged], dim=2)
 
 
-def textbook_convs(model: LiteFrameVisionModel) -> LiteFrameVisionModel:
-    """A copy of `model` whose temporal convs and token mergers are the channels-first library ops."""
+class PaddedTemporalConv(ChannelsFirstTemporalConv):
+    """The previous shipped conv: a zero-padded copy of the clip, then k shifted multiply-adds, then the residual."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, L, D)
+        t = x.shape[1]
+        padded = F.pad(x, (0, 0, 0, 0, self.padding, self.padding))
+        out = self.bias.expand_as(x)
+        for tap in range(self.weight.shape[-1]):
+            out = out + padded[:, tap : tap + t] * self.weight[:, 0, tap]
+        return x + out
+
+
+class EinsumTokenMerger(ChannelsFirstTokenMerger):
+    """The previous shipped merger: one einsum over the reshaped (t, h, w) blocks."""
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        n, t, _, d = x.shape
+        (ft, fh, fw), (gh, gw) = self.factors, grid
+        cls = x[:, :, 0].reshape(n, t // ft, ft, d).mean(2)
+        blocks = x[:, :, 1:].reshape(n, t // ft, ft, gh // fh, fh, gw // fw, fw, d)
+        merged = torch.einsum("nTaHbWcd,abcd->nTHWd", blocks, self.weight[:, 0].permute(1, 2, 3, 0)) + self.bias
+        return torch.cat([cls.unsqueeze(2), merged.flatten(2, 3)], dim=2)
+
+
+def swap_convs(model: LiteFrameVisionModel, conv_cls: type, merger_cls: type) -> LiteFrameVisionModel:
+    """A copy of `model` whose temporal convs and token mergers are `conv_cls` / `merger_cls` (same weights)."""
     model = copy.deepcopy(model)
     for layer in model.layers:
         if isinstance(layer.temporal_mixer, DepthwiseTemporalConv):
-            layer.temporal_mixer = ChannelsFirstTemporalConv(layer.temporal_mixer)
+            layer.temporal_mixer = conv_cls(layer.temporal_mixer)
     for key, merger in list(model.token_mergers.items()):
-        model.token_mergers[key] = ChannelsFirstTokenMerger(merger)
+        model.token_mergers[key] = merger_cls(merger)
     return model
+
+
+def textbook_convs(model: LiteFrameVisionModel) -> LiteFrameVisionModel:
+    return swap_convs(model, ChannelsFirstTemporalConv, ChannelsFirstTokenMerger)
 
 
 def with_attention(model: LiteFrameVisionModel, attn: str) -> LiteFrameVisionModel:
@@ -100,6 +130,7 @@ def main(args: argparse.Namespace) -> int:
         ("textbook: eager attention, channels-first conv1d/conv3d", textbook_convs(with_attention(shipped, "eager"))),
         ("SDPA, channels-first conv1d/conv3d", textbook_convs(shipped)),
         ("eager attention, native-layout convs", with_attention(shipped, "eager")),
+        ("previous: SDPA, padded-copy conv, einsum merge", swap_convs(shipped, PaddedTemporalConv, EinsumTokenMerger)),
         ("shipped: SDPA, native-layout convs", shipped),
     ]
     if args.flash:
@@ -109,30 +140,31 @@ def main(args: argparse.Namespace) -> int:
 
     clips = torch.randn(args.frames // 4, 4, 3, args.image_size, args.image_size,
                         generator=torch.Generator().manual_seed(0)).to(device=device, dtype=dtype)
-    with torch.no_grad():
-        reference = shipped(clips).last_hidden_state.float()
+    with torch.no_grad(), exact_fp32():
+        reference = copy.deepcopy(shipped).float()(clips.float()).last_hidden_state.double()
     print(environment_header(device, dtype=str(dtype).replace("torch.", ""), variant=args.variant, frames=args.frames,
                              image=args.image_size, timing=f"median of {repeats} after {warmup} warm-up"))
     results, base_ms = [], None
     for name, model in rows:
         with torch.no_grad():
-            out = model(clips).last_hidden_state.float()
-            error = float((out - reference).abs().max() / reference.abs().max())
+            out = model(clips).last_hidden_state.double()
+            error = float((out - reference).norm() / reference.norm()) if torch.isfinite(out).all() else float("inf")
             ms = median(time_call(lambda: model(clips), device, warmup, repeats))
         base_ms = base_ms or ms
         results.append({"implementation": name, "latency_ms": ms, "speedup_vs_textbook": base_ms / ms,
-                        "max_rel_error_vs_shipped": error})
-        print(f"  {name:<58} {ms:9.1f} ms  x{base_ms / ms:.2f}  (max rel. diff {error:.1e})", flush=True)
+                        "rel_error_vs_fp32": error})
+        print(f"  {name:<58} {ms:9.1f} ms  x{base_ms / ms:.2f}  (rel. error vs fp32 {error:.1e})", flush=True)
     print()
-    print(markdown_table(["implementation", "latency ms", "speed-up vs textbook", "max rel. diff vs shipped"],
+    print(markdown_table(["implementation", "latency ms", "speed-up vs textbook", "rel. error vs fp32"],
                          [[r["implementation"], r["latency_ms"], r["speedup_vs_textbook"],
-                           f"{r['max_rel_error_vs_shipped']:.1e}"] for r in results]))
+                           f"{r['rel_error_vs_fp32']:.1e}"] for r in results]))
     write_json(args.json, {"device": environment_header(device), "dtype": str(dtype), "variant": args.variant,
                            "frames": args.frames, "image_size": args.image_size, "warmup": warmup,
                            "repeats": repeats, "rows": results})
-    tolerance = 1e-3 if dtype == torch.float32 else 5e-2
-    bad = [r["implementation"] for r in results if r["max_rel_error_vs_shipped"] > tolerance]
+    # fp32 rows are the reference's arithmetic reordered; bf16 rows carry bf16 rounding through 12 blocks.
+    tolerance = 1e-4 if dtype == torch.float32 else 3e-2
+    bad = [r["implementation"] for r in results if not r["rel_error_vs_fp32"] <= tolerance]
     if bad:
-        print(f"outputs differ from the shipped encoder beyond {tolerance}: {bad}")
+        print(f"outputs differ from the fp32 forward beyond {tolerance}: {bad}")
         return 1
     return 0
