@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import textwrap
 from dataclasses import dataclass, replace
 
 import torch
@@ -308,7 +309,7 @@ def plot(rows: list[dict], path: str, title: str) -> None:
     for ax in (ax1, ax2):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(textwrap.fill(title, 170), fontsize=8)  # the environment header: one line is wider than the figure
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
