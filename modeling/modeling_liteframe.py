@@ -93,7 +93,7 @@ class DepthwiseTemporalConv(nn.Module):
 
     Weights have nn.Conv1d's layout (D, 1, k) but the op is k shifted, per-channel multiply-adds in the
     input's native (N, T, L, D) layout: no transpose to channels-first, no padded copy (T is tiny: 4), and the
-    residual folded into the centre tap, so a full-resolution block costs about 3 passes over its tokens.
+    residual folded into the centre tap; the off-centre taps add in place into the output's frame slices.
     """
 
     def __init__(self, dim: int, kernel_size: int):
