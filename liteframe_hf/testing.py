@@ -31,6 +31,34 @@ def tiny_liteframe_config(vision_overrides: dict | None = None, **overrides) -> 
     return LiteFrameConfig(vision_config=vision, text_config=text, video_token_id=TINY_VIDEO_TOKEN_ID, **overrides)
 
 
+def left_padded_prompts(tokens_per_video: list[int], pad_to: int, text: int = 3, device=None):
+    """Token ids and attention mask for the tiny model: per row `text` text tokens, the video's placeholders,
+    `text` more text tokens, left-padded with id 0 to `pad_to`."""
+    import torch
+
+    rows, masks = [], []
+    for i, n in enumerate(tokens_per_video):
+        body = [5 + i] * text + [TINY_VIDEO_TOKEN_ID] * n + [9] * text
+        pad = pad_to - len(body)
+        rows.append([0] * pad + body)
+        masks.append([0] * pad + [1] * len(body))
+    return torch.tensor(rows, device=device), torch.tensor(masks, device=device)
+
+
+def assert_greedy_batched_equals_single(model, pixels, ids, mask, frames: list[int], new_tokens: int = 5) -> None:
+    """Greedy generation for a left-padded batch of videos with `frames` real frames each gives every row the
+    tokens it gets alone (unpadded prompt, unpadded video)."""
+    import torch
+
+    batched = model.generate(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels,
+                             video_num_frames=torch.tensor(frames), max_new_tokens=new_tokens, do_sample=False)
+    for row, count in enumerate(frames):
+        n = int(mask[row].sum())
+        single = model.generate(input_ids=ids[row : row + 1, -n:], pixel_values_videos=pixels[row : row + 1, :count],
+                                max_new_tokens=new_tokens, do_sample=False)
+        assert batched[row, -new_tokens:].tolist() == single[0, -new_tokens:].tolist(), f"row {row}"
+
+
 _TINY_WORDS = (
     "Clip doing user assistant system the a an is are was what which who where when how many video clip frame shows "
     "person man woman rabbit bunny car bike street city room table cup box hand moving walks talking sitting "

@@ -9,7 +9,7 @@ import torch
 
 from liteframe_hf import LiteFrameForConditionalGeneration, LiteFrameVisionConfig, LiteFrameVisionModel
 from liteframe_hf.bench import exact_fp32
-from liteframe_hf.testing import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config
+from liteframe_hf.testing import assert_greedy_batched_equals_single, left_padded_prompts, tiny_liteframe_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -87,17 +87,7 @@ def test_activation_checkpointing_under_bf16_autocast():
 def test_batched_generate_on_gpu_equals_single():
     torch.manual_seed(0)
     model = LiteFrameForConditionalGeneration(tiny_liteframe_config()).eval().to(CUDA)
-    v = TINY_VIDEO_TOKEN_ID
     pixels = torch.randn(2, 8, 3, 56, 56, device=CUDA)
-    # Left-padded prompts: video 0 has 8 frames (8 tokens), video 1 has 4 frames (4 tokens) plus 4 padded frames.
-    rows = [[5, 5, 5] + [v] * 8 + [9, 9, 9], [0] * 4 + [6, 6, 6] + [v] * 4 + [9, 9, 9]]
-    ids = torch.tensor(rows, device=CUDA)
-    mask = (ids != 0).long()
+    ids, mask = left_padded_prompts([8, 4], pad_to=14, device=CUDA)  # video 1: 4 real frames + 4 padded
     with exact_fp32():
-        batched = model.generate(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels,
-                                 video_num_frames=torch.tensor([8, 4]), max_new_tokens=5, do_sample=False)
-        for row, frames in enumerate((8, 4)):
-            n = int(mask[row].sum())
-            single = model.generate(input_ids=ids[row : row + 1, -n:], pixel_values_videos=pixels[row : row + 1, :frames],
-                                    max_new_tokens=5, do_sample=False)
-            assert batched[row, -5:].tolist() == single[0, -5:].tolist()
+        assert_greedy_batched_equals_single(model, pixels, ids, mask, [8, 4])

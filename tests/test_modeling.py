@@ -13,7 +13,12 @@ from liteframe_hf import (
     LiteFrameVisionModel,
 )
 from liteframe_hf.modeling.modeling_liteframe import pixel_shuffle
-from liteframe_hf.testing import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config
+from liteframe_hf.testing import (
+    TINY_VIDEO_TOKEN_ID,
+    assert_greedy_batched_equals_single,
+    left_padded_prompts,
+    tiny_liteframe_config,
+)
 
 V = TINY_VIDEO_TOKEN_ID
 
@@ -35,15 +40,7 @@ def tiny_lm(**overrides) -> LiteFrameForConditionalGeneration:
     return LiteFrameForConditionalGeneration(tiny_liteframe_config(**overrides)).eval()
 
 
-def prompt_ids(tokens_per_video: list[int], pad_to: int, text: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded prompts: `text` text tokens, the video placeholders, `text` more text tokens."""
-    rows, masks = [], []
-    for i, n in enumerate(tokens_per_video):
-        body = [5 + i] * text + [V] * n + [9] * text
-        pad = pad_to - len(body)
-        rows.append([0] * pad + body)
-        masks.append([0] * pad + [1] * len(body))
-    return torch.tensor(rows), torch.tensor(masks)
+prompt_ids = left_padded_prompts  # (tokens_per_video, pad_to, text=3) -> (ids, mask)
 
 
 # ---------------------------------------------------------------- encoder
@@ -258,13 +255,7 @@ def test_greedy_generate_batched_equals_single():
     torch.manual_seed(2)
     pixels = torch.randn(2, 8, 3, 56, 56)
     ids, mask = prompt_ids([8, 4], pad_to=14)
-    batched = model.generate(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels,
-                             video_num_frames=torch.tensor([8, 4]), max_new_tokens=5, do_sample=False)
-    for row, frames in enumerate((8, 4)):
-        n = int(mask[row].sum())
-        single = model.generate(input_ids=ids[row : row + 1, -n:], pixel_values_videos=pixels[row : row + 1, :frames],
-                                max_new_tokens=5, do_sample=False)
-        assert batched[row, -5:].tolist() == single[0, -5:].tolist()
+    assert_greedy_batched_equals_single(model, pixels, ids, mask, [8, 4])
 
 
 def test_training_step_reduces_loss():
