@@ -31,6 +31,23 @@ def tiny_liteframe_config(vision_overrides: dict | None = None, **overrides) -> 
     return LiteFrameConfig(vision_config=vision, text_config=text, video_token_id=TINY_VIDEO_TOKEN_ID, **overrides)
 
 
+def random_encoder(variant: str, temporal_std: float, seed: int = 0, **overrides):
+    """A `LiteFrameVisionModel` of `variant` with seeded random weights, its temporal mixers included: they start
+    at zero by design, which would hide them from any equivalence check. In eval mode."""
+    import torch
+
+    from .modeling.modeling_liteframe import LiteFrameVisionModel
+
+    torch.manual_seed(seed)
+    model = LiteFrameVisionModel(LiteFrameVisionConfig.from_variant(variant, **overrides)).eval()
+    with torch.no_grad():
+        for layer in model.layers:
+            if layer.temporal_mixer is not None:
+                for p in layer.temporal_mixer.parameters():
+                    p.normal_(0, temporal_std)
+    return model
+
+
 def left_padded_prompts(tokens_per_video: list[int], pad_to: int, text: int = 3, device=None):
     """Token ids and attention mask for the tiny model: per row `text` text tokens, the video's placeholders,
     `text` more text tokens, left-padded with id 0 to `pad_to`."""

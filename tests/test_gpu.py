@@ -7,9 +7,14 @@ import importlib.util
 import pytest
 import torch
 
-from liteframe_hf import LiteFrameForConditionalGeneration, LiteFrameVisionConfig, LiteFrameVisionModel
-from liteframe_hf.bench import exact_fp32
-from liteframe_hf.testing import assert_greedy_batched_equals_single, left_padded_prompts, tiny_liteframe_config
+from liteframe_hf import LiteFrameForConditionalGeneration, LiteFrameVisionModel
+from liteframe_hf.bench import exact_fp32, relative_error
+from liteframe_hf.testing import (
+    assert_greedy_batched_equals_single,
+    left_padded_prompts,
+    random_encoder,
+    tiny_liteframe_config,
+)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -17,20 +22,7 @@ CUDA = torch.device("cuda")
 
 
 def encoder(variant: str, **overrides) -> LiteFrameVisionModel:
-    torch.manual_seed(0)
-    model = LiteFrameVisionModel(LiteFrameVisionConfig.from_variant(variant, **overrides)).eval()
-    with torch.no_grad():  # temporal convs start at zero by design: give them weights so they take part
-        for layer in model.layers:
-            if layer.temporal_mixer is not None:
-                for p in layer.temporal_mixer.parameters():
-                    p.normal_(0, 0.1)
-    return model
-
-
-def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
-    out, ref = out.double(), ref.double()
-    assert torch.isfinite(out).all()
-    return float((out - ref).norm() / ref.norm())
+    return random_encoder(variant, temporal_std=0.1, **overrides)
 
 
 def test_cuda_fp32_matches_cpu():
@@ -39,7 +31,7 @@ def test_cuda_fp32_matches_cpu():
     with torch.no_grad(), exact_fp32():
         cpu = model(x).last_hidden_state
         gpu = model.to(CUDA)(x.to(CUDA)).last_hidden_state.cpu()
-    assert rel_error(gpu, cpu) < 1e-5
+    assert relative_error(gpu, cpu) < 1e-5
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
@@ -53,7 +45,7 @@ def test_paper_encoder_bf16_close_to_fp32(attn):
         model.config._attn_implementation = attn
         out = model.to(torch.bfloat16)(x.to(torch.bfloat16)).last_hidden_state
     assert out.shape == (2, 1, 16, 16, 1024)
-    assert rel_error(out, reference) < 2e-2
+    assert relative_error(out, reference) < 2e-2
 
 
 @pytest.mark.skipif(importlib.util.find_spec("flash_attn") is None, reason="flash-attn not installed")
@@ -65,7 +57,7 @@ def test_flash_attention_2_matches_sdpa():
         sdpa = model(x).last_hidden_state
         model.config._attn_implementation = "flash_attention_2"
         flash = model(x).last_hidden_state
-    assert rel_error(flash, sdpa) < 1e-2
+    assert relative_error(flash, sdpa) < 1e-2
 
 
 def test_activation_checkpointing_under_bf16_autocast():
@@ -80,7 +72,7 @@ def test_activation_checkpointing_under_bf16_autocast():
         loss.backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
     # Recomputation replays the same bf16 kernels, so the gradients agree to bf16 rounding at most.
-    assert rel_error(grads[1], grads[0]) < 1e-2
+    assert relative_error(grads[1], grads[0]) < 1e-2
     torch.cuda.empty_cache()
 
 

@@ -17,6 +17,7 @@ from liteframe_hf.testing import (
     TINY_VIDEO_TOKEN_ID,
     assert_greedy_batched_equals_single,
     left_padded_prompts,
+    random_encoder,
     tiny_liteframe_config,
 )
 
@@ -24,15 +25,8 @@ V = TINY_VIDEO_TOKEN_ID
 
 
 def tiny_vision(**overrides) -> LiteFrameVisionModel:
-    torch.manual_seed(0)
-    model = LiteFrameVisionModel(LiteFrameVisionConfig.from_variant("liteframe-tiny", **overrides)).eval()
     # Non-zero temporal convs so tests see them act (they start at zero by design).
-    with torch.no_grad():
-        for layer in model.layers:
-            if layer.temporal_mixer is not None:
-                for p in layer.temporal_mixer.parameters():
-                    p.normal_(0, 0.2)
-    return model
+    return random_encoder("liteframe-tiny", temporal_std=0.2, **overrides)
 
 
 def tiny_lm(**overrides) -> LiteFrameForConditionalGeneration:

@@ -58,6 +58,14 @@ def exact_fp32():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """||out - ref|| / ||ref|| in float64; infinite when `out` holds NaN or inf."""
+    out, ref = out.double(), ref.double()
+    if not torch.isfinite(out).all():
+        return float("inf")
+    return float((out - ref).norm() / ref.norm())
+
+
 def environment_header(device: torch.device, **extra) -> str:
     import transformers
 
@@ -75,13 +83,14 @@ def time_call(fn: Callable[[], object], device: torch.device, warmup: int, repea
     that the point takes about `budget_s` seconds, with at least two warm-up and three timed calls: big shapes
     then cost seconds, not minutes. The number of timed calls is len() of the result."""
     if budget_s is not None and warmup >= 2:
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        def synced():
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+
+        synced()
         t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synced()
         per_call = max(time.perf_counter() - t0, 1e-6)
         warmup = min(warmup - 2, int(0.3 * budget_s / per_call))
         repeats = min(repeats, max(3, int(0.7 * budget_s / per_call)))

@@ -20,9 +20,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modeling.configuration_liteframe import LiteFrameVisionConfig
 from ..modeling.modeling_liteframe import DepthwiseTemporalConv, LiteFrameTokenMerger, LiteFrameVisionModel
-from . import environment_header, exact_fp32, markdown_table, median, resolve_device, time_call, write_json
+from ..testing import random_encoder
+from . import (
+    environment_header,
+    exact_fp32,
+    markdown_table,
+    median,
+    relative_error,
+    resolve_device,
+    time_call,
+    write_json,
+)
 
 
 class ChannelsFirstTemporalConv(nn.Module):
@@ -117,15 +126,9 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit(f"--frames must be a multiple of 4 (clip length), got {args.frames}")
     device, dtype, warmup, repeats = resolve_device(args, cpu_warmup=3, cpu_repeats=10)
 
-    config = LiteFrameVisionConfig.from_variant(args.variant, image_size=args.image_size)
-    config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    shipped = LiteFrameVisionModel(config)
-    with torch.no_grad():  # the temporal convs start at zero: give them weights so the equivalence check bites
-        for layer in shipped.layers:
-            if isinstance(layer.temporal_mixer, DepthwiseTemporalConv):
-                layer.temporal_mixer.weight.normal_(std=0.1)
-    shipped = shipped.to(device=device, dtype=dtype).eval()
+    shipped = random_encoder(args.variant, temporal_std=0.1, image_size=args.image_size)  # convs active: the check bites
+    shipped.config._attn_implementation = "sdpa"
+    shipped = shipped.to(device=device, dtype=dtype)
     rows = [
         ("textbook: eager attention, channels-first conv1d/conv3d", textbook_convs(with_attention(shipped, "eager"))),
         ("SDPA, channels-first conv1d/conv3d", textbook_convs(shipped)),
@@ -141,14 +144,13 @@ def main(args: argparse.Namespace) -> int:
     clips = torch.randn(args.frames // 4, 4, 3, args.image_size, args.image_size,
                         generator=torch.Generator().manual_seed(0)).to(device=device, dtype=dtype)
     with torch.no_grad(), exact_fp32():
-        reference = copy.deepcopy(shipped).float()(clips.float()).last_hidden_state.double()
+        reference = copy.deepcopy(shipped).float()(clips.float()).last_hidden_state
     print(environment_header(device, dtype=str(dtype).replace("torch.", ""), variant=args.variant, frames=args.frames,
                              image=args.image_size, timing=f"median of {repeats} after {warmup} warm-up"))
     results, base_ms = [], None
     for name, model in rows:
         with torch.no_grad():
-            out = model(clips).last_hidden_state.double()
-            error = float((out - reference).norm() / reference.norm()) if torch.isfinite(out).all() else float("inf")
+            error = relative_error(model(clips).last_hidden_state, reference)
             ms = median(time_call(lambda: model(clips), device, warmup, repeats))
         base_ms = base_ms or ms
         results.append({"implementation": name, "latency_ms": ms, "speedup_vs_textbook": base_ms / ms,
