@@ -7,10 +7,10 @@ and FastVID at 16x on a frozen InternVL3 (DESIGN.md §4).
 
 Token layout: at 448 px InternViT gives 32x32 patches per frame; a clip (4 frames) pools to 1x16x16, pixel
 shuffle (0.5) folds that to 8x8 = **64 LLM tokens per clip = 16 per frame** (stock InternVL: 256 per frame).
-The prompt has one line per clip, written by LiteFrame's `clip_prompt` (the project's one place for it):
+The video part of the prompt is LiteFrame's clip layout, written by `video_prompt` / `clip_prompt` (the
+project's one place for it): each clip's time span in whole seconds, then its placeholders:
 
-    Clip 1 (0.0-1.5s): <img><IMG_CONTEXT> x 64</img>
-    Clip 2 (2.0-3.5s): <img><IMG_CONTEXT> x 64</img>
+    0-2s<img><IMG_CONTEXT> x 64</img>2-4s<img><IMG_CONTEXT> x 64</img>...
     <question>
 
 The compressed features reach `generate` as InternVL's pre-encoded `mm_encoder_outputs={"image":
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from .modeling.processing_liteframe import CHAT_TEMPLATE, CLIP_CONTEXT, clip_prompt
+from .modeling.processing_liteframe import CHAT_TEMPLATE, CLIP_CONTEXT, video_prompt
 from .modeling.video_processing_liteframe import INTERNVIT_MEAN, INTERNVIT_STD
 from .teachers import Teacher
 from .wap import check_block
@@ -141,11 +141,11 @@ def compress_internvl_video_features(
 
 
 def build_posthoc_prompt(num_clips: int, tokens_per_clip: int, spans: Sequence[tuple[float, float]] | None = None) -> str:
-    """The video part of the prompt: one `clip_prompt` line per clip (time spans when known)."""
+    """The video part of the prompt: LiteFrame's `clip_prompt` for every clip (time spans when known)."""
     spans = list(spans) if spans is not None else [None] * num_clips
     if len(spans) != num_clips:
         raise ValueError(f"{len(spans)} clip spans for {num_clips} clips")
-    return "\n".join(clip_prompt(i + 1, span, tokens_per_clip) for i, span in enumerate(spans))
+    return video_prompt(spans, tokens_per_clip)
 
 
 def posthoc_inputs(

@@ -97,7 +97,9 @@ def tiny_tokenizer():
         vocab[f"<unused{i}>"] = i
     vocab["<IMG_CONTEXT>"] = TINY_VIDEO_TOKEN_ID
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    # digits one per token, as SmolLM2's and Qwen2.5's tokenizers split them ("12-16s" -> 1 2 - 1 6 s)
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(),
+                                                     pre_tokenizers.Digits(individual_digits=True)])
     backend.decoder = decoders.WordPiece(prefix="##")
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>",
                                         eos_token="<|im_end|>", bos_token=None)

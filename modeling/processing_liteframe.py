@@ -1,15 +1,19 @@
 """LiteFrameProcessor: tokenizer + LiteFrameVideoProcessor, and the prompt's token layout.
 
-Each `<video>` marker in the text becomes one line per 4-frame clip with its time span, in InternVL's
-special tokens so its tokenizer works unchanged:
+Each `<video>` marker in the text becomes one compact header + placeholder run per 4-frame clip: the
+clip's time span in whole seconds, then InternVL's special tokens (so its tokenizer works unchanged):
 
-    Clip 1 (0.0-3.0s): <img><IMG_CONTEXT>...<IMG_CONTEXT></img>      (tokens_per_clip placeholders)
+    0-3s<img><IMG_CONTEXT>...<IMG_CONTEXT></img>3-6s<img>...</img>      (tokens_per_clip placeholders each)
 
-The model scatters each clip's projected tokens into the `<IMG_CONTEXT>` positions. `clip_prompt` is the
-one place that writes this layout.
+That is 4 text tokens plus one per digit of the two times per clip with the SmolLM2 and Qwen2.5 tokenizers
+(both split digits one per token): 6-8 for clips ending before 100 s, 12 at one hour. The model scatters
+each clip's projected tokens into the `<IMG_CONTEXT>` positions. `clip_prompt` is the one place that writes
+this layout (docs/design.md, "Token layout").
 
 This file is Hub remote code: absolute `transformers` imports, single-dot sibling imports only.
 """
+
+import math
 
 from transformers.processing_utils import ProcessorMixin
 from transformers.video_processing_utils import BaseVideoProcessor
@@ -32,10 +36,39 @@ CHAT_TEMPLATE = (
 )
 
 
-def clip_prompt(clip_index: int, span: tuple[float, float] | None, tokens_per_clip: int) -> str:
-    """The prompt line of one clip (1-based index, time span in seconds when known)."""
-    when = f" ({span[0]:.1f}-{span[1]:.1f}s)" if span is not None else ""
-    return f"Clip {clip_index}{when}: {CLIP_START}{CLIP_CONTEXT * tokens_per_clip}{CLIP_END}"
+# Timestamps come from float pts: a frame at 14.9999996 s is at 15 s, not in the 15th second.
+_SPAN_TOLERANCE_S = 1e-3
+
+
+def clip_span_text(span: tuple[float, float]) -> str:
+    """A clip's time span as whole seconds that contain it: (12.4, 15.4) -> "12-16s".
+
+    Whole seconds because both tokenizers spend one token per digit (a "12.4-15.4s" span costs 10 tokens,
+    "12-16s" 6); floor/ceil so the written span always contains the clip's frames.
+    """
+    start, end = float(span[0]), float(span[1])
+    if not (math.isfinite(start) and math.isfinite(end)) or end < start:
+        raise ValueError(f"a clip's time span must be finite seconds with start <= end, got {span}")
+    first = max(0, math.floor(start + _SPAN_TOLERANCE_S))  # some containers start slightly below 0
+    last = max(first, math.ceil(end - _SPAN_TOLERANCE_S))
+    return f"{first}-{last}s"
+
+
+def clip_prompt(span: tuple[float, float] | None, tokens_per_clip: int) -> str:
+    """The prompt text of one clip: its time span (when known), then `<img>`, the placeholders and `</img>`.
+
+    The `<img>`/`</img>` pair stays because stock InternVL3 (post-hoc WAP) was trained with it around every
+    image; it also separates one clip's placeholders from the next clip's span, so no newline is needed.
+    """
+    if tokens_per_clip < 1:
+        raise ValueError(f"tokens_per_clip must be >= 1, got {tokens_per_clip}")
+    when = clip_span_text(span) if span is not None else ""
+    return f"{when}{CLIP_START}{CLIP_CONTEXT * tokens_per_clip}{CLIP_END}"
+
+
+def video_prompt(spans: list[tuple[float, float] | None], tokens_per_clip: int) -> str:
+    """The text that replaces one `<video>` marker: `clip_prompt` of every clip, in order, back to back."""
+    return "".join(clip_prompt(span, tokens_per_clip) for span in spans)
 
 
 class LiteFrameProcessor(ProcessorMixin):
@@ -85,7 +118,7 @@ class LiteFrameProcessor(ProcessorMixin):
             timestamps = getattr(metadata[video_idx], "timestamps", None)
             if timestamps is not None and len(timestamps) >= num_frames and getattr(metadata[video_idx], "fps", None):
                 spans = [(float(timestamps[i]), float(timestamps[i + clip_len - 1])) for i in range(0, num_frames, clip_len)]
-        return "\n".join(clip_prompt(i + 1, span, self.tokens_per_clip) for i, span in enumerate(spans))
+        return video_prompt(spans, self.tokens_per_clip)
 
     def _check_special_mm_tokens(self, text, text_inputs, modalities):
         # Guard against truncation: every <IMG_CONTEXT> written must survive tokenization.
@@ -104,4 +137,4 @@ class LiteFrameProcessor(ProcessorMixin):
         return list(self.tokenizer.model_input_names) + ["pixel_values_videos", "video_num_frames"]
 
 
-__all__ = ["LiteFrameProcessor", "clip_prompt", "CHAT_TEMPLATE"]
+__all__ = ["LiteFrameProcessor", "clip_prompt", "clip_span_text", "video_prompt", "CHAT_TEMPLATE"]

@@ -260,8 +260,8 @@ def plan_clip_frames(
 def clip_spans(timestamps, clip_len: int = CLIP_LEN) -> list[tuple[float, float]]:
     """Time span (first, last frame time in seconds) of each consecutive group of ``clip_len`` timestamps.
 
-    Accepts a sequence of seconds or a metadata object with ``timestamps``. Used to write one prompt line per clip,
-    e.g. ``Clip 3 (12.0-15.0s)``.
+    Accepts a sequence of seconds or a metadata object with ``timestamps``. Used to write each clip's time span
+    in the prompt, e.g. ``12-15s`` (``clip_prompt`` in processing_liteframe.py).
     """
     if hasattr(timestamps, "timestamps") and not isinstance(timestamps, np.ndarray):
         timestamps = timestamps.timestamps

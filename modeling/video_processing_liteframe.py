@@ -18,7 +18,7 @@ Outputs: ``pixel_values_videos`` (B, T, 3, H, W) float, videos shorter than the 
 zeros at the end; ``video_num_frames`` (B,) int64, the real frames of each video (a multiple of ``clip_len``); with
 ``return_metadata=True`` also ``video_metadata`` (``LiteFrameVideoMetadata`` per video: ``frames_indices``, actual
 ``timestamps`` in seconds, ``is_repeat``, ``clip_len``). ``clip_spans(metadata)`` gives one (start, end) per clip
-for the prompt, e.g. ``Clip 3 (12.0-15.0s)``.
+for the prompt header, e.g. ``12-15s`` (``clip_prompt`` in processing_liteframe.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """LiteFrameProcessor (prompt layout, padding, save/load) and pipeline("video-text-to-text") on real MP4s."""
 
+import math
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from transformers import AutoProcessor, TextIteratorStreamer, pipeline
 
 from liteframe_hf import LiteFrameForConditionalGeneration, LiteFrameProcessor, LiteFrameVideoProcessor
 from liteframe_hf.assets import asset_path
-from liteframe_hf.modeling.processing_liteframe import clip_prompt
+from liteframe_hf.modeling.processing_liteframe import clip_prompt, clip_span_text, video_prompt
 from liteframe_hf.testing import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config, tiny_tokenizer
 
 
@@ -38,7 +39,7 @@ def model_dir(tmp_path_factory):
     return path
 
 
-def test_prompt_has_one_line_per_clip_with_time_spans(videos):
+def test_prompt_has_a_timed_header_per_clip(videos):
     processor = make_processor(num_frames=8)
     out = processor(text=["<video>\nwhat happens ?"], videos=[videos["bikes.mp4"]], return_tensors="pt", return_metadata=True)
     text = processor.tokenizer.decode(out["input_ids"][0])
@@ -46,10 +47,55 @@ def test_prompt_has_one_line_per_clip_with_time_spans(videos):
     stamps = out["video_metadata"][0].timestamps
     # bikes.mp4 is 10 s: 8 frames -> s = 1.25 s > 1 s -> two clip-centred clips, frames 1 s apart
     assert stamps[3] - stamps[0] == pytest.approx(3.0, abs=0.05)
-    assert clip_prompt(1, (stamps[0], stamps[3]), 4) == f"Clip 1 ({stamps[0]:.1f}-{stamps[3]:.1f}s): <img>{'<IMG_CONTEXT>' * 4}</img>"
-    expected_ids = processor.tokenizer(clip_prompt(1, (stamps[0], stamps[3]), 4))["input_ids"]
+    spans = [(stamps[0], stamps[3]), (stamps[4], stamps[7])]
+    expected = "".join(f"{math.floor(a)}-{math.ceil(b)}s<img>{'<IMG_CONTEXT>' * 4}</img>" for a, b in spans)
+    assert video_prompt(spans, 4) == expected
+    expected_ids = processor.tokenizer(expected + "\nwhat happens ?")["input_ids"]
     row = out["input_ids"][0].tolist()
     assert any(row[i : i + len(expected_ids)] == expected_ids for i in range(len(row)))
+
+
+def test_clip_header_spans_whole_seconds_that_contain_the_clip():
+    assert clip_prompt((12.4, 15.4), 2) == "12-16s<img><IMG_CONTEXT><IMG_CONTEXT></img>"
+    assert clip_span_text((12.0, 15.0)) == "12-15s"
+    assert clip_span_text((0.1, 0.4)) == "0-1s"  # sub-second clips of short videos still get a non-empty span
+    assert clip_span_text((2.0, 2.0)) == "2-2s"  # a clip of one repeated frame
+    assert clip_span_text((3.9999999, 7.0000001)) == "4-7s"  # float pts noise does not widen the span
+    assert clip_span_text((-0.02, 2.9)) == "0-3s"  # containers whose first pts is slightly negative
+    assert clip_prompt(None, 1) == "<img><IMG_CONTEXT></img>"  # no timestamps: position alone orders the clips
+    with pytest.raises(ValueError, match="start <= end"):
+        clip_span_text((5.0, 4.0))
+    with pytest.raises(ValueError, match="finite"):
+        clip_span_text((float("nan"), 1.0))
+    with pytest.raises(ValueError, match="tokens_per_clip"):
+        clip_prompt((0.0, 1.0), 0)
+
+
+# (start, end) of a clip -> text tokens it costs beyond its placeholders; 4 + one per digit of both times.
+HEADER_COST = [((0.0, 2.5), 6), ((4.2, 9.9), 7), ((12.0, 15.0), 8), ((96.3, 99.0), 8), ((97.5, 100.5), 9),
+               ((512.0, 515.0), 10), ((3597.0, 3600.0), 12)]
+
+
+def test_clip_header_costs_at_most_8_text_tokens_with_smollm2():
+    """The compact header with the real SmolLM2 tokenizer: <= 8 text tokens per clip for clips ending before
+    100 s, one more per extra digit after that (a 16-token micro clip used to cost 20 more)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(asset_path("smollm2")))
+    except Exception as error:  # noqa: BLE001 - report the fetch command
+        pytest.fail(f"the SmolLM2 asset is missing ({error}); run `liteframe assets fetch --only smollm2`")
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<img>", "</img>", "<IMG_CONTEXT>"]})
+    context = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
+    for span, cost in HEADER_COST:
+        # measured inside a real prompt (after the previous clip, before the question), as the LLM sees it
+        previous = video_prompt([(span[0] - 3, span[0])], 16)
+        alone = len(tokenizer(f"user\n{previous}\nwhat ?")["input_ids"])
+        ids = tokenizer(f"user\n{previous}{clip_prompt(span, 16)}\nwhat ?")["input_ids"]
+        assert ids.count(context) == 32
+        assert len(ids) - alone - 16 == cost, (span, tokenizer.convert_ids_to_tokens(ids))
+        if span[1] < 100:
+            assert cost <= 8
 
 
 def test_batch_left_padding_and_mixed_lengths():

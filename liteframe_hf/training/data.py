@@ -335,8 +335,8 @@ class VideoConversationDataset(_VideoSampleDataset):
     long video gets N/4 clips at f fps and a short one is sampled at about f fps without repeated frames.
 
     The `LiteFrameProcessor` fixes everything else exactly as at inference: frame size and normalisation (its
-    video processor), the clip lines replacing ``<video>`` (`replace_video_token`, with the decoded frames' real
-    time spans), the chat template and the tokenizer.
+    video processor), the clip headers and placeholders replacing ``<video>`` (`replace_video_token`, with the
+    decoded frames' real time spans), the chat template and the tokenizer.
     """
 
     def __init__(self, table: VideoTable, cfg: LMAConfig, processor, seed: int, fixed: bool,
