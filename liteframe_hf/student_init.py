@@ -319,6 +319,21 @@ def init_student_from_teacher(
             elif new_b is not None and new_b.abs().max() > 0:
                 report.notes.append(f"{dst}: the student has no bias; the teacher's {src}.bias was dropped")
 
+    # ---- final LayerNorm (post_layernorm students, e.g. the `dinov2-s` tower): the teacher's, sliced; identity
+    # for a teacher without one.
+    if student.post_layernorm is not None:
+        if info["final_norm"]:
+            for suffix in ("weight", "bias"):
+                put(f"post_layernorm.{suffix}", state[f"layernorm.{suffix}"][:d_s], f"layernorm.{suffix}",
+                    state[f"layernorm.{suffix}"].shape)
+            report.notes = [n for n in report.notes if not n.startswith("teacher final LayerNorm present")]
+            report.notes.append("teacher final LayerNorm copied into post_layernorm")
+        else:
+            student.post_layernorm.weight.fill_(1.0)
+            student.post_layernorm.bias.zero_()
+            report.notes.append("the student has post_layernorm but the teacher no final norm: set to identity "
+                                "(only the normalisation itself remains)")
+
     # ---- temporal mixers start at zero, token mergers as average pooling: the student starts as the clipped
     # image ViT run frame by frame.
     for module in student.modules():

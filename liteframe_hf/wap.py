@@ -15,15 +15,18 @@ tokens) and every block is replaced by a weighted average of its tokens:
 
 Everything is vectorised (one reshape into blocks, no Python loop over blocks). Scores, softmax and the
 weighted sum run in float32 whatever the input dtype; the result is cast back to the dtype of
-``patches``.
+``patches``. The block reshaping, ``cls_dot`` scoring and weighted sum live in ``modeling/wap_liteframe.py``
+(shared with the encoder's output pooling, which runs as Hub remote code); this module adds input checks
+and the ``cls_attn`` / ``mean`` weightings.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
+
+from .modeling.wap_liteframe import cls_dot_weights, pool_blocks, wap_blocks
 
 __all__ = ["WEIGHTINGS", "wap", "wap_weights", "check_block", "check_grid"]
 
@@ -58,17 +61,6 @@ def check_grid(shape: Sequence[int], block: tuple[int, int, int]) -> None:
         )
 
 
-def _to_blocks(x: torch.Tensor, block: tuple[int, int, int]) -> torch.Tensor:
-    """(B, T, H, W, *rest) -> (B, T/t, H/h, W/w, t*h*w, *rest) without copying more than once."""
-    t, h, w = block
-    B, T, H, W = x.shape[:4]
-    rest = x.shape[4:]
-    x = x.reshape(B, T // t, t, H // h, h, W // w, w, *rest)
-    n = len(rest)
-    perm = (0, 1, 3, 5, 2, 4, 6) + tuple(range(7, 7 + n))
-    return x.permute(perm).reshape(B, T // t, H // h, W // w, t * h * w, *rest)
-
-
 def wap_weights(
     patches: torch.Tensor,
     cls: torch.Tensor | None = None,
@@ -82,7 +74,7 @@ def wap_weights(
     """
     block = check_block(block)
     _check_inputs(patches, cls, weighting, attn)
-    B, T, H, W, D = patches.shape
+    B, T, H, W, _ = patches.shape
     check_grid((T, H, W), block)
     K = block[0] * block[1] * block[2]
 
@@ -90,13 +82,10 @@ def wap_weights(
         return patches.new_full((B, T // block[0], H // block[1], W // block[2], K), 1.0 / K, dtype=torch.float32)
 
     if weighting == "cls_dot":
-        # <c_tau, x_k> for every token against the CLS of its own frame, in fp32: (B, T, H, W).
-        logits = torch.einsum("bthwd,btd->bthw", patches.float(), cls.float()) / math.sqrt(D)
-        logits = _to_blocks(logits, block)
-        return torch.softmax(logits, dim=-1)  # max-subtracted softmax: stable for any logit scale
+        return cls_dot_weights(patches, cls, block)  # the encoder's output pooling uses the same function
 
     # cls_attn: renormalise the teacher's CLS->patch probabilities inside each block.
-    probs = _to_blocks(attn.float(), block)
+    probs = wap_blocks(attn.float(), block)
     total = probs.sum(dim=-1, keepdim=True)
     return probs / total.clamp_min(torch.finfo(torch.float32).tiny)
 
@@ -122,11 +111,7 @@ def wap(
         (B, T/t, H/h, W/w, D) pooled tokens in the dtype of ``patches``.
     """
     weights = wap_weights(patches, cls, block, weighting, attn)
-    values = _to_blocks(patches, check_block(block))  # (B, T', H', W', K, D)
-    if weighting == "mean":
-        return values.float().mean(dim=-2).to(patches.dtype)
-    out = torch.einsum("bthwk,bthwkd->bthwd", weights, values.float())
-    return out.to(patches.dtype)
+    return pool_blocks(patches, None if weighting == "mean" else weights, check_block(block))
 
 
 def _check_inputs(patches, cls, weighting, attn) -> None:

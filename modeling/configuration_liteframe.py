@@ -18,6 +18,22 @@ from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 
 TEMPORAL_MIXERS = ("dwconv", "conv", "attn", "none")
 ATTENTION_SCOPES = ("frame", "clip")
+OUTPUT_WAP_WEIGHTINGS = ("cls_dot", "mean")
+
+# A per-frame DINOv2-S/14 at 224 px: the vision tower of the micro-scale teacher VLM (weights copied exactly
+# from DINOv2, final LayerNorm included, so it sees the features LiteFrame-micro's CTD targets are made of).
+_DINOV2_S = {
+    "hidden_size": 384,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 6,
+    "intermediate_size": 1536,
+    "layer_scale_init_value": 1.0,
+    "image_size": 224,
+    "temporal_mixer": "none",
+    "downsample_layers": {},
+    "out_hidden_size": None,
+    "post_layernorm": True,
+}
 
 # Named encoder variants: overrides of the paper-default LiteFrameVisionConfig (ViT-B/14, 448 px, DWTempConv).
 # The first five are the paper's architecture ablation (Table: latency / TFLOPs / params at 256 frames).
@@ -43,6 +59,10 @@ VISION_VARIANTS: dict[str, dict] = {
         "downsample_layers": {2: (2, 2, 2), 4: (2, 1, 1)},
         "out_hidden_size": 384,
     },
+    # Teacher VLM vision tower at micro scale: 256 tokens per frame, 64 LLM tokens per frame after pixel shuffle.
+    "dinov2-s": _DINOV2_S,
+    # The same tower with post-hoc WAP over each clip (training-free): 4 LLM tokens per frame (16 per clip).
+    "dinov2-s-wap": {**_DINOV2_S, "output_wap_block": (4, 2, 2)},
     # Smallest model that still exercises every stage; for tests.
     "liteframe-tiny": {
         "hidden_size": 32,
@@ -76,7 +96,14 @@ class LiteFrameVisionConfig(PreTrainedConfig):
             spatio-temporal attention over all tokens of the clip).
         temporal_kernel_size: kernel of the temporal convs.
         out_hidden_size: width of the output head (the teacher's width, 1024 for InternViT-300M);
-            `None` for no head.
+            `None` (or 0) for no head.
+        post_layernorm: a LayerNorm over all tokens after the last block (DINOv2 has one; the paper's
+            LiteFrame has none).
+        output_wap_block: `(t, h, w)` to WAP-pool the output grid of each clip before the head (post-hoc WAP
+            as a configuration: `(4, 2, 2)` on a per-frame ViT gives 16x fewer tokens, training-free); `None`
+            for no pooling. The CLS tokens of the pooled frames are averaged.
+        output_wap_weighting: `"cls_dot"` (each token scored against the CLS token of its own frame, as in the
+            CTD targets) or `"mean"` (plain average pooling); only with `output_wap_block`.
     """
 
     model_type = "liteframe_vision"
@@ -101,12 +128,17 @@ class LiteFrameVisionConfig(PreTrainedConfig):
     attention_scope: str = "frame"
     temporal_kernel_size: int = 3
     out_hidden_size: int | None = 1024
+    post_layernorm: bool = False
+    output_wap_block: list | tuple | None = None
+    output_wap_weighting: str = "cls_dot"
 
     def __post_init__(self, **kwargs):
         if self.downsample_layers is None:
             self.downsample_layers = {4: (2, 2, 2), 8: (2, 1, 1)}
         # JSON turns int keys into strings and tuples into lists; normalise once here.
         self.downsample_layers = {int(k): tuple(int(f) for f in v) for k, v in self.downsample_layers.items()}
+        if self.output_wap_block is not None:
+            self.output_wap_block = tuple(self.output_wap_block)
         super().__post_init__(**kwargs)
         self.validate_architecture()
 
@@ -121,6 +153,10 @@ class LiteFrameVisionConfig(PreTrainedConfig):
         def fail(message: str):
             raise ValueError(f"Invalid LiteFrameVisionConfig: {message}")
 
+        if self.num_hidden_layers < 1:
+            fail(f"num_hidden_layers={self.num_hidden_layers} must be at least 1.")
+        if self.out_hidden_size is not None and self.out_hidden_size < 0:
+            fail(f"out_hidden_size={self.out_hidden_size} must be positive, or None / 0 for no head.")
         if self.hidden_size % self.num_attention_heads:
             fail(f"hidden_size={self.hidden_size} is not divisible by num_attention_heads={self.num_attention_heads}.")
         if self.temporal_mixer not in TEMPORAL_MIXERS:
@@ -146,6 +182,23 @@ class LiteFrameVisionConfig(PreTrainedConfig):
                 f"divisible by the total spatial downsampling {h}x{w}; pick an image_size that is a multiple of "
                 f"{self.patch_size * math.lcm(h, w)}."
             )
+        if self.output_wap_weighting not in OUTPUT_WAP_WEIGHTINGS:
+            fail(f"output_wap_weighting={self.output_wap_weighting!r}; choose one of {OUTPUT_WAP_WEIGHTINGS}.")
+        if self.output_wap_block is None:
+            if self.output_wap_weighting != "cls_dot":
+                fail(f"output_wap_weighting={self.output_wap_weighting!r} has no effect without output_wap_block; "
+                     f"set output_wap_block=(t, h, w) to pool the output, or leave the weighting at its default.")
+            return
+        block = self.output_wap_block
+        if len(block) != 3 or any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in block):
+            fail(f"output_wap_block={block!r} must be three positive ints (t, h, w), e.g. (4, 2, 2).")
+        merged = (self.clip_len // t, grid // h, grid // w)
+        if any(size % b for size, b in zip(merged, block)):
+            fail(
+                f"output_wap_block={block} does not tile the encoder's (T', H', W')={merged} grid per clip (after "
+                f"token merging {(t, h, w)}); each factor must divide its axis, e.g. output_wap_block="
+                f"({merged[0]}, 2, 2) when H' and W' are even."
+            )
 
     def merge_factors(self, upto_layer: int | None = None) -> tuple[int, int, int]:
         """Product of the (t, h, w) merge factors applied after blocks <= `upto_layer` (all by default)."""
@@ -155,10 +208,16 @@ class LiteFrameVisionConfig(PreTrainedConfig):
                 t, h, w = t * ft, h * fh, w * fw
         return t, h, w
 
+    def reduction_factors(self) -> tuple[int, int, int]:
+        """Total (t, h, w) token reduction from patch grid to output: token merging times output WAP."""
+        t, h, w = self.merge_factors()
+        bt, bh, bw = self.output_wap_block or (1, 1, 1)
+        return t * bt, h * bh, w * bw
+
     def output_grid(self, image_size: int | None = None) -> tuple[int, int, int]:
         """(T', H', W') of the encoder output for one clip: (1, 16, 16) for LiteFrame-B at 448 px."""
         grid = (image_size or self.image_size) // self.patch_size
-        t, h, w = self.merge_factors()
+        t, h, w = self.reduction_factors()
         return self.clip_len // t, grid // h, grid // w
 
     @property
@@ -246,4 +305,4 @@ class LiteFrameConfig(PreTrainedConfig):
         return t * (h // k) * (w // k)
 
 
-__all__ = ["LiteFrameVisionConfig", "LiteFrameConfig", "VISION_VARIANTS"]
+__all__ = ["LiteFrameVisionConfig", "LiteFrameConfig", "VISION_VARIANTS", "OUTPUT_WAP_WEIGHTINGS"]

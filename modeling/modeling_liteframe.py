@@ -3,7 +3,8 @@
 Data flow: pixel_values_videos (B, T, 3, H, W) -> 4-frame clips -> LiteFrameVisionModel (InternViT-style
 blocks; a temporal mixer after every block; strided depth-wise Conv3d token merging after blocks 4 and 8)
 -> (clips, 1, 16, 16, 1024) -> pixel shuffle (0.5) -> projector -> 64 LLM tokens per clip, scattered into
-the placeholder positions of the prompt -> causal LM.
+the placeholder positions of the prompt -> causal LM. The micro-scale baselines are configurations of the
+same classes: a per-frame DINOv2 tower (no merging, final LayerNorm) and post-hoc WAP on it (output pooling).
 
 Module and parameter names follow transformers' InternViT (`attention.q_proj`, `mlp.fc1`, `lambda_1`, ...)
 so a student can be initialised from InternViT weights by slicing, and the projector keeps InternVL's names
@@ -29,6 +30,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_liteframe import LiteFrameConfig, LiteFrameVisionConfig
+from .wap_liteframe import cls_dot_weights, pool_blocks
 
 
 def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
@@ -258,8 +260,11 @@ class LiteFrameVisionOutput(ModelOutput):
     """
     last_hidden_state: (clips, T', H', W', out_hidden_size) patch tokens after the head, in the teacher's
         space (the shape of a WAP target; (clips, 1, 16, 16, 1024) for LiteFrame-B at 448 px).
-    pooler_output: (clips, T', hidden_size) CLS tokens of the last block.
-    hidden_states: per block (clips, T_l, 1 + H_l*W_l, hidden_size), when asked for.
+    pooler_output: (clips, T', hidden_size) CLS tokens after the last block (and the final LayerNorm when
+        configured; averaged over the frames of each block with `output_wap_block`).
+    hidden_states: when asked for, num_hidden_layers + 1 tensors (clips, T_l, 1 + H_l*W_l, hidden_size): the
+        embedding output, then the output of every block (before the token merger that may follow it), as in
+        transformers' vision models.
     """
 
     last_hidden_state: torch.Tensor | None = None
@@ -322,6 +327,9 @@ class LiteFrameVisionModel(LiteFramePreTrainedModel):
         self.token_mergers = nn.ModuleDict(
             {str(layer): LiteFrameTokenMerger(config.hidden_size, f) for layer, f in sorted(config.downsample_layers.items())}
         )
+        self.post_layernorm = (
+            nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.post_layernorm else None
+        )
         self.head = nn.Linear(config.hidden_size, config.out_hidden_size) if config.out_hidden_size else nn.Identity()
         self.post_init()
 
@@ -343,12 +351,12 @@ class LiteFrameVisionModel(LiteFramePreTrainedModel):
             )
         if c != cfg.num_channels:
             raise ValueError(f"Expected {cfg.num_channels} channels, got {c} (shape {tuple(pixel_values.shape)}).")
-        _, mh, mw = cfg.merge_factors()
+        _, mh, mw = cfg.reduction_factors()
         if h != w or h % cfg.patch_size or (h // cfg.patch_size) % mh or (w // cfg.patch_size) % mw:
             step = cfg.patch_size * max(mh, mw)
             raise ValueError(
                 f"Frame size {h}x{w} does not fit this encoder: frames must be square with a side that is a multiple "
-                f"of {step} (patch_size {cfg.patch_size} x token merging {mh}x{mw}); the model was trained at "
+                f"of {step} (patch_size {cfg.patch_size} x token reduction {mh}x{mw}); the model was trained at "
                 f"{cfg.image_size}x{cfg.image_size}. Resize frames with the LiteFrame video processor."
             )
         return pixel_values.reshape(b * t // cfg.clip_len, cfg.clip_len, c, h, w)
@@ -361,12 +369,14 @@ class LiteFrameVisionModel(LiteFramePreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> LiteFrameVisionOutput:
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         clips = self._check_pixels(pixel_values)
         n, t = clips.shape[:2]
         x = self.embeddings(clips.flatten(0, 1).to(self.dtype))  # (N*T, 1 + gh*gw, D)
         grid = (clips.shape[-2] // self.config.patch_size, clips.shape[-1] // self.config.patch_size)
         x = x.view(n, t, *x.shape[1:])  # (N, T, L, D)
-        all_hidden = [] if output_hidden_states else None
+        all_hidden = [x] if output_hidden_states else None
         for index, layer in enumerate(self.layers, start=1):
             x = layer(x)
             if all_hidden is not None:
@@ -375,8 +385,15 @@ class LiteFrameVisionModel(LiteFramePreTrainedModel):
             if merger is not None:
                 x = merger(x, grid)
                 grid = (grid[0] // merger.factors[1], grid[1] // merger.factors[2])
-        cls, patches = x[:, :, 0], x[:, :, 1:]
-        tokens = self.head(patches).view(n, x.shape[1], grid[0], grid[1], -1)  # (N, T', H', W', D_out)
+        if self.post_layernorm is not None:
+            x = self.post_layernorm(x)
+        cls, patches = x[:, :, 0], x[:, :, 1:].reshape(n, x.shape[1], grid[0], grid[1], -1)  # (N, T', H', W', D)
+        block = self.config.output_wap_block
+        if block is not None:
+            weights = cls_dot_weights(patches, cls, block) if self.config.output_wap_weighting == "cls_dot" else None
+            patches = pool_blocks(patches, weights, block)
+            cls = cls.view(n, cls.shape[1] // block[0], block[0], -1).mean(2)  # like the token merger's CLS
+        tokens = self.head(patches)  # (N, T', H', W', D_out)
         return LiteFrameVisionOutput(
             last_hidden_state=tokens,
             pooler_output=cls,

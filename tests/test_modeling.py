@@ -43,8 +43,9 @@ prompt_ids = left_padded_prompts  # (tokens_per_video, pad_to, text=3) -> (ids, 
 def test_stage_shapes():
     model = tiny_vision()
     out = model(torch.randn(2, 8, 3, 56, 56), output_hidden_states=True)  # 2 videos x 2 clips
-    # 56 px / patch 7 = 8x8 grid; merge (2,2,2) after block 1, (2,1,1) after block 2.
-    assert [tuple(h.shape) for h in out.hidden_states] == [(4, 4, 65, 32), (4, 2, 17, 32), (4, 1, 17, 32), (4, 1, 17, 32)]
+    # 56 px / patch 7 = 8x8 grid; merge (2,2,2) after block 1, (2,1,1) after block 2. Embeddings, then each block.
+    assert [tuple(h.shape) for h in out.hidden_states] == [
+        (4, 4, 65, 32), (4, 4, 65, 32), (4, 2, 17, 32), (4, 1, 17, 32), (4, 1, 17, 32)]
     assert tuple(out.last_hidden_state.shape) == (4, 1, 4, 4, 48)
     assert tuple(out.pooler_output.shape) == (4, 1, 32)
 
@@ -90,8 +91,8 @@ def test_zero_temporal_convs_make_frames_independent_in_first_block():
     x = torch.randn(1, 4, 3, 56, 56)
     y = x.clone()
     y[0, 2] += 1.0
-    h_x = model(x, output_hidden_states=True).hidden_states[0]
-    h_y = model(y, output_hidden_states=True).hidden_states[0]
+    h_x = model(x, output_hidden_states=True).hidden_states[1]  # after block 1
+    h_y = model(y, output_hidden_states=True).hidden_states[1]
     torch.testing.assert_close(h_x[:, [0, 1, 3]], h_y[:, [0, 1, 3]])  # fresh init: a per-frame image ViT
 
 

@@ -89,7 +89,7 @@ def test_first_block_reproduces_the_clipped_teacher():
     ref = clipped_internvit(teacher, [0], width=32, heads=2, inter=64)
     x = clips()
     with torch.no_grad():
-        got = student(x, output_hidden_states=True).hidden_states[0]  # after block 1 + its (zero) temporal conv
+        got = student(x, output_hidden_states=True).hidden_states[1]  # after block 1 + its (zero) temporal conv
         want = ref(pixel_values=x.flatten(0, 1)).last_hidden_state  # (N*T, 1 + 64, 32), no final norm
     torch.testing.assert_close(per_frame(got), want, rtol=1e-5, atol=1e-5)
     # and it is not trivially equal: the full-width teacher differs
@@ -120,7 +120,7 @@ def test_position_embeddings_are_resized_like_the_teacher_does():
     ref = clipped_internvit(teacher, [0], width=32, heads=2, inter=64)
     x = clips(size=28)
     with torch.no_grad():
-        got = student(x, output_hidden_states=True).hidden_states[0]
+        got = student(x, output_hidden_states=True).hidden_states[1]
         want = ref(pixel_values=x.flatten(0, 1)).last_hidden_state  # InternViT interpolates its 8x8 positions
     torch.testing.assert_close(per_frame(got), want, rtol=1e-5, atol=1e-5)
 
@@ -163,7 +163,7 @@ def test_dinov2_teacher_first_block():
     ref.load_state_dict(sliced)
     x = clips(seed=8)
     with torch.no_grad():
-        got = student(x, output_hidden_states=True).hidden_states[0]
+        got = student(x, output_hidden_states=True).hidden_states[1]
         want = ref(pixel_values=x.flatten(0, 1), output_hidden_states=True).hidden_states[1]  # before the final norm
     torch.testing.assert_close(per_frame(got), want, rtol=1e-5, atol=1e-5)
 
@@ -211,7 +211,7 @@ def test_pixel_normalisation_is_folded_into_the_patch_embedding():
     norm = lambda x, m, s: (x - torch.tensor(m).view(3, 1, 1)) / torch.tensor(s).view(3, 1, 1)  # noqa: E731
     ref = clipped_internvit(teacher, [0], width=32, heads=2, inter=64)
     with torch.no_grad():
-        got = student(norm(raw, s_mean, s_std), output_hidden_states=True).hidden_states[0]
+        got = student(norm(raw, s_mean, s_std), output_hidden_states=True).hidden_states[1]
         want = ref(pixel_values=norm(raw, IMAGENET_MEAN, IMAGENET_STD).flatten(0, 1)).last_hidden_state
     torch.testing.assert_close(per_frame(got), want, rtol=1e-4, atol=1e-4)
 
