@@ -25,10 +25,16 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutputWithPast, BaseModelOutputWithPooling, ModelOutput
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPast,
+    BaseModelOutputWithPooling,
+    CausalLMOutputWithPast,
+    ModelOutput,
+)
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils.generic import can_return_tuple
 
+from .version_liteframe import check_transformers_version  # noqa: F401 - importing it checks the version
 from .configuration_liteframe import LiteFrameConfig, LiteFrameVisionConfig
 from .wap_liteframe import cls_dot_weights, pool_blocks
 
@@ -278,7 +284,7 @@ class LiteFramePreTrainedModel(PreTrainedModel):
     input_modalities = ("video", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["LiteFrameVisionLayer"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["past_key_values", "cache"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
@@ -443,13 +449,15 @@ class LiteFrameModelOutputWithPast(BaseModelOutputWithPast):
 
 
 @dataclass
-class LiteFrameCausalLMOutputWithPast(ModelOutput):
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
+class LiteFrameCausalLMOutputWithPast(CausalLMOutputWithPast):
+    """transformers' causal-LM output (its cache field, whatever this release names it) + `video_hidden_states`."""
+
     video_hidden_states: torch.Tensor | list[torch.Tensor] | None = None
+
+
+# transformers 5.24 renamed the decoding cache `past_key_values` -> `cache` (argument and output field); both
+# releases are supported, so the cache travels under the name the running release uses.
+CACHE_KEY = "cache" if "cache" in BaseModelOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 
 class LiteFrameModel(LiteFramePreTrainedModel):
@@ -506,8 +514,11 @@ class LiteFrameModel(LiteFramePreTrainedModel):
         pooled = torch.stack(per_video) if same_length else per_video
         return BaseModelOutputWithPooling(last_hidden_state=vision.last_hidden_state, pooler_output=pooled)
 
-    def get_placeholder_mask(self, input_ids, inputs_embeds, video_features: torch.Tensor) -> torch.Tensor:
-        """Boolean mask (B, S, 1) of video placeholder positions; checks it matches the features' token count."""
+    def get_placeholder_mask(
+        self, input_ids, inputs_embeds, video_features: torch.Tensor, num_clips: int | None = None
+    ) -> torch.Tensor:
+        """Boolean mask (B, S, 1) of video placeholder positions; checks it matches the features' token count.
+        `num_clips` (the encoded clips) lets the error say which side has the wrong per-clip count."""
         if input_ids is None:
             token = self.get_input_embeddings()(torch.tensor(self.config.video_token_id, device=inputs_embeds.device))
             mask = (inputs_embeds == token).all(-1)
@@ -515,11 +526,20 @@ class LiteFrameModel(LiteFramePreTrainedModel):
             mask = input_ids == self.config.video_token_id
         n_text, n_video = int(mask.sum()), video_features.shape[0]
         if n_text != n_video:
-            per_clip = self.config.tokens_per_clip()
+            head = (f"Video features and video placeholder tokens do not match: the prompt has {n_text} placeholder "
+                    f"tokens (id {self.config.video_token_id}) but the videos give {n_video} features")
+            if num_clips and n_text % num_clips == 0 and n_text:
+                # every clip got the same wrong count: the processor's tokens_per_clip is not this model's
+                raise ValueError(
+                    f"{head}: {num_clips} clips x {n_text // num_clips} placeholders in the prompt vs {num_clips} clips x "
+                    f"{n_video // num_clips} tokens from the model at this frame size (tokens_per_clip). The processor "
+                    f"was built for another configuration or frame size: load it from this model's folder, or build "
+                    f"it with LiteFrameProcessor(video_processor, tokenizer, model_config=model.config)."
+                )
+            per_clip = f" ({num_clips} clips x {n_video // num_clips} per clip)" if num_clips else ""
             raise ValueError(
-                f"Video features and video placeholder tokens do not match: the prompt has {n_text} placeholder tokens "
-                f"(id {self.config.video_token_id}) but the videos give {n_video} features ({per_clip} per clip). "
-                f"Build prompts with the LiteFrame processor, and do not truncate them."
+                f"{head}{per_clip}. Build prompts with the LiteFrame processor (one prompt line per clip), and do not "
+                f"truncate them."
             )
         return mask.unsqueeze(-1).to(inputs_embeds.device)
 
@@ -550,18 +570,20 @@ class LiteFrameModel(LiteFramePreTrainedModel):
             video_features = mm["video"].pooler_output
             flat = torch.cat(list(video_features)) if isinstance(video_features, (list, tuple)) else video_features.flatten(0, 1)
             flat = flat.to(inputs_embeds.device, inputs_embeds.dtype)
-            mask = self.get_placeholder_mask(input_ids, inputs_embeds, flat)
+            clips = getattr(mm["video"], "last_hidden_state", None)
+            mask = self.get_placeholder_mask(input_ids, inputs_embeds, flat, clips.shape[0] if clips is not None else None)
             inputs_embeds = inputs_embeds.masked_scatter(mask, flat)
+        cache = kwargs.pop("cache", None) if past_key_values is None else past_key_values
         outputs = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
+            **{CACHE_KEY: cache},
             **kwargs,
         )
         return LiteFrameModelOutputWithPast(
             last_hidden_state=outputs.last_hidden_state,
-            past_key_values=outputs.past_key_values,
+            **{CACHE_KEY: getattr(outputs, CACHE_KEY)},
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             video_hidden_states=video_features,
@@ -627,7 +649,7 @@ class LiteFrameForConditionalGeneration(LiteFramePreTrainedModel, GenerationMixi
             video_num_frames=video_num_frames,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            past_key_values=past_key_values if past_key_values is not None else kwargs.pop("cache", None),
             inputs_embeds=inputs_embeds,
             mm_encoder_outputs=mm_encoder_outputs,
             **kwargs,
@@ -641,7 +663,7 @@ class LiteFrameForConditionalGeneration(LiteFramePreTrainedModel, GenerationMixi
         return LiteFrameCausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **{CACHE_KEY: getattr(outputs, CACHE_KEY)},
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             video_hidden_states=outputs.video_hidden_states,

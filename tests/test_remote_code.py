@@ -55,3 +55,39 @@ def test_remote_code_load_without_package(tmp_path):
     with torch.no_grad():
         expected = model(input_ids=ids, pixel_values_videos=pixels).logits
     assert torch.equal(torch.load(tmp_path / "remote_logits.pt"), expected)
+
+
+
+CHECKED_ON_LOAD = textwrap.dedent(
+    """
+    import sys
+    sys.modules["liteframe_hf"] = None
+    from transformers import AutoModel
+    AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)
+    print(sorted(name.rsplit(".", 1)[-1] for name in sys.modules if name.startswith("transformers_modules.")))
+    """
+)
+
+
+def test_remote_code_checks_the_transformers_version(tmp_path):
+    from liteframe_hf.modeling.version_liteframe import MAX_TRANSFORMERS, MIN_TRANSFORMERS, check_transformers_version
+
+    check_transformers_version(MIN_TRANSFORMERS)
+    check_transformers_version(MAX_TRANSFORMERS)
+    check_transformers_version(MAX_TRANSFORMERS + ".post1")
+    for version in ("5.22.2", "5.25.0", "6.0.0", "4.57.1"):
+        try:
+            check_transformers_version(version)
+        except ImportError as error:
+            assert f"this environment has {version}" in str(error) and f"transformers>={MIN_TRANSFORMERS}" in str(error)
+        else:
+            raise AssertionError(f"{version} accepted")
+
+    # the check travels with the remote code and runs when a user loads the folder
+    LiteFrameForConditionalGeneration(tiny_liteframe_config()).save_pretrained(tmp_path)
+    assert (tmp_path / "version_liteframe.py").exists()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
+    result = subprocess.run([sys.executable, "-c", CHECKED_ON_LOAD, str(tmp_path)],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "'version_liteframe'" in result.stdout
