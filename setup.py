@@ -41,7 +41,16 @@ setup(
         "assets": ["gguf>=0.10", "onnx"],
         "bench": ["matplotlib"],
         "train": ["tensorboard"],
+        # lmms-eval 0.7.3 pins av<16 (this package decodes with av>=14, tested on 18) and pulls in many
+        # API-client packages; install it with `pip install --no-deps lmms-eval==0.7.3` plus this extra: the
+        # modules its CLI, evaluator and task loader import that are not already dependencies here.
+        # filelock<4: lmms-eval 0.7.3 patches `filelock._api`, which filelock 4 removed.
+        "lmms": ["loguru", "sacrebleu", "pytz", "tenacity", "pytablewriter", "filelock<4"],
         "test": ["pytest", "pytest-timeout", "gguf>=0.10", "onnx", "matplotlib", "tensorboard"],
     },
-    entry_points={"console_scripts": ["liteframe=liteframe_hf.cli:main"]},
+    entry_points={
+        "console_scripts": ["liteframe=liteframe_hf.cli:main"],
+        # lmms-eval >= 0.7 finds plugin models in this group: `python -m lmms_eval --model liteframe ...`
+        "lmms_eval.models": ["liteframe=liteframe_hf.lmms_eval_plugin:model_manifest"],
+    },
 )

@@ -21,8 +21,13 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "decode"), "liteframe_hf.bench.decode", "video decoding: LiteFrame's PyAV reader (exact / keyframes) vs transformers' load_video, same clip plan"),
     (("assets", "fetch"), "liteframe_hf.assets", "fetch the real offline assets (DINOv2-S, SmolLM2-135M, sample videos) into the cache"),
     (("assets", "list"), "liteframe_hf.assets_list", "show which real assets are cached, with sizes and paths"),
+    (("data", "needle"), "liteframe_hf.data.needle", "build the long-video QA needle benchmark (real footage + captioned cut-outs) into a folder"),
     (("convert",), "liteframe_hf.convert", "convert an InternVL3-*-hf checkpoint into a LiteFrame checkpoint (student initialised from InternViT)"),
     (("push",), "liteframe_hf.hub", "publish a LiteFrame model, its vision encoder or a LoRA adapter to the Hub (or --dry-run into a folder)"),
+    # `eval plot` / `eval lmms-task` before `eval`: the `eval` group then also stands for `liteframe eval MODEL`.
+    (("eval", "plot"), "liteframe_hf.eval.plot", "plot accuracy vs latency of one or more `liteframe eval --json` runs"),
+    (("eval", "lmms-task"), "liteframe_hf.eval.lmms_task", "write an lmms-eval task (YAML + utils) for a QA manifest"),
+    (("eval",), "liteframe_hf.eval.run", "multiple-choice video QA accuracy (95 % CI) and per-question latency at several frame counts"),
 ]
 
 
@@ -38,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                 group = parent.add_parser(word, help=f"{word} commands")
                 groups[key] = group.add_subparsers(dest=f"{word}_command", required=True)
             parent = groups[key]
+        if " ".join(words) in groups:  # also a group (`eval` and `eval plot`): its entry stands for both
+            continue
         sub = parent.add_parser(words[-1], help=help_text, description=help_text)
         sub.set_defaults(_module=module)
         # Arguments are declared by the module itself; import lazily only for the command being parsed.

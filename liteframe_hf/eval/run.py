@@ -1,0 +1,439 @@
+"""`liteframe eval`: multiple-choice video QA accuracy and per-question latency, at one or more frame counts.
+
+    liteframe eval MODEL --data MANIFEST [--frames 8 16 32 64] [--limit N] [--json OUT] [--markdown OUT] [--plot OUT]
+
+MODEL is a LiteFrame folder, a Hub id (loaded with AutoModel / AutoProcessor, the path users take) or a name
+that `liteframe_hf.micro` builds (`liteframe-micro`, ...). Each question is asked alone (batch 1) with the
+standard MCQ prompt and answered by greedy decoding; the answer's first option letter is scored by the
+`mcq_accuracy` evaluate module shipped in this package (unparseable answers count as wrong and are counted).
+
+Latency protocol: every question runs the whole path a user's single question runs, and nothing is cached
+between questions: decode (the processor's video decoding: file -> sampled frames at the encoder's size),
+preprocess (normalisation, prompt, tokenisation), encode (`get_video_features`: encoder + projector), prefill
+(the first LM forward, up to the first token's logits) and generate (the remaining tokens). Stages are timed
+with perf_counter around each stage (CUDA-synchronised on a GPU), the same runs that are scored. A video asked
+several questions is decoded once per question; only the operating system's file cache is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .data import Manifest, ManifestError, Question, category_counts, load_manifest
+
+STAGES = ("decode", "preprocess", "encode", "prefill", "generate")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEFAULT_MAX_NEW_TOKENS = 16  # lmms-eval's Video-MME setting; a letter needs one or two
+
+
+# ---------------------------------------------------------------------------------------------- model lookup
+def _build_liteframe_micro(progress=print) -> Path:
+    from ..micro import build_micro_model
+
+    return build_micro_model(progress=progress)
+
+
+# Names resolved to a folder built on first use (one row per name; the models themselves are LiteFrame configs).
+NAMED_MODELS: dict[str, Callable[..., Path]] = {
+    "liteframe-micro": _build_liteframe_micro,
+}
+
+
+def named_models() -> dict[str, Callable[..., Path]]:
+    """NAMED_MODELS plus whatever `liteframe_hf.micro` can build by name (its `MICRO_MODELS` table, if any)."""
+    from .. import micro
+
+    table = dict(NAMED_MODELS)
+    builder = getattr(micro, "build_named_model", None) or getattr(micro, "build_model", None)
+    for name in getattr(micro, "MICRO_MODELS", None) or {}:
+        if name not in table and builder is not None:
+            table[name] = lambda progress=print, _name=name: builder(_name, progress=progress)
+    return table
+
+
+def resolve_model(ref: str, progress=print) -> tuple[str, str]:
+    """(loadable path or Hub id, label) for a folder, a Hub id or a built-in name."""
+    table = named_models()
+    if ref in table:
+        return str(table[ref](progress=progress)), ref
+    path = Path(ref)
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"{ref!r} is not a model folder (no config.json); built-in names: {', '.join(table)}")
+        return str(path), path.resolve().name
+    if ref.count("/") == 1 and not ref.startswith((".", "/")):
+        return ref, ref  # a Hub id: from_pretrained reads it from the cache (offline) or the Hub
+    raise ValueError(f"model {ref!r} is neither a folder, a Hub id (owner/name) nor a built-in name "
+                     f"({', '.join(table)})")
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked but CUDA is not available on this machine")
+    return device
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return DTYPES[dtype]
+
+
+def load_model(ref: str, device: str = "auto", dtype: str = "auto", progress=print):
+    """(model, processor, info) through AutoModel / AutoProcessor, the real loading path."""
+    import liteframe_hf  # noqa: F401 - registers LiteFrame with the Auto classes
+    from transformers import AutoModel, AutoProcessor
+
+    path, label = resolve_model(ref, progress=progress)
+    torch_device = pick_device(device)
+    torch_dtype = pick_dtype(dtype, torch_device)
+    model = AutoModel.from_pretrained(path, dtype=torch_dtype).to(torch_device).eval()
+    if not hasattr(model, "generate") or getattr(model.config, "model_type", None) != "liteframe":
+        raise ValueError(f"{ref!r} is a {type(model).__name__}, not a LiteFrame video LLM (model_type 'liteframe')")
+    processor = AutoProcessor.from_pretrained(path)
+    info = {
+        "model": ref,
+        "label": label,
+        "model_path": path,
+        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "tokens_per_clip": model.config.tokens_per_clip(),
+        "clip_len": model.config.vision_config.clip_len,
+        "device": str(torch_device),
+        "dtype": str(torch_dtype).replace("torch.", ""),
+    }
+    return model, processor, info
+
+
+# ------------------------------------------------------------------------------------------- one question
+class _FirstStepClock:
+    """A logits processor that notes when the first token's logits exist: everything before is prefill."""
+
+    def __init__(self, sync: Callable[[], None]):
+        self.sync, self.first = sync, None
+
+    def __call__(self, input_ids, scores):
+        if self.first is None:
+            self.sync()
+            self.first = time.perf_counter()
+        return scores
+
+
+@dataclass
+class Answer:
+    text: str
+    timings: dict[str, float]  # ms per stage
+    new_tokens: int
+    prompt_tokens: int
+
+
+def answer_question(model, processor, question: Question, num_frames: int, max_new_tokens: int) -> Answer:
+    """Ask one manifest question about its video (batch 1, greedy, the standard MCQ prompt), timed per stage."""
+    return ask(model, processor, question.video, question.prompt, num_frames, max_new_tokens=max_new_tokens)
+
+
+def ask(model, processor, video, prompt: str, num_frames: int | None = None, fps: float | None = None,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, **generate_kwargs) -> Answer:
+    """One video + one text prompt through the processor and `generate` (batch 1), each stage timed.
+    Greedy unless `generate_kwargs` asks otherwise."""
+    from transformers import LogitsProcessorList
+
+    device = model.device
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    timings: dict[str, float] = {"decode": 0.0}
+    video_processor = processor.video_processor
+    fetch, depth = video_processor.fetch_videos, [0]
+
+    def timed_fetch(*args, **kwargs):  # the processor's decoding step, timed inside the processor call
+        start = time.perf_counter()
+        depth[0] += 1
+        try:
+            return fetch(*args, **kwargs)
+        finally:
+            depth[0] -= 1
+            if depth[0] == 0:  # fetch_videos calls itself once per video of a list: count the outer call
+                timings["decode"] += (time.perf_counter() - start) * 1e3
+
+    chat = [{"role": "user", "content": [{"type": "video", "video": str(video)}, {"type": "text", "text": prompt}]}]
+    sampling = {"num_frames": num_frames} if num_frames is not None else {"fps": fps} if fps is not None else {}
+    start = time.perf_counter()
+    video_processor.fetch_videos = timed_fetch
+    try:
+        inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                               return_tensors="pt", processor_kwargs=sampling)
+    finally:
+        del video_processor.fetch_videos  # back to the class's method
+    inputs.pop("video_metadata", None)
+    inputs = inputs.to(device)
+    inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(model.dtype)
+    sync()
+    timings["preprocess"] = (time.perf_counter() - start) * 1e3 - timings["decode"]
+
+    with torch.inference_mode():
+        start = time.perf_counter()
+        features = model.get_video_features(inputs.pop("pixel_values_videos"), inputs.pop("video_num_frames", None))
+        sync()
+        timings["encode"] = (time.perf_counter() - start) * 1e3
+
+        clock = _FirstStepClock(sync)
+        start = time.perf_counter()
+        generate_kwargs = {"do_sample": False, **generate_kwargs}
+        sequences = model.generate(**inputs, mm_encoder_outputs={"video": features}, max_new_tokens=max_new_tokens,
+                                   logits_processor=LogitsProcessorList([clock]), **generate_kwargs)
+        sync()
+        end = time.perf_counter()
+    first = clock.first or end
+    timings["prefill"], timings["generate"] = (first - start) * 1e3, (end - first) * 1e3
+    prompt_tokens = inputs["input_ids"].shape[1]
+    new = sequences[0, prompt_tokens:]
+    text = processor.tokenizer.decode(new, skip_special_tokens=True).strip()
+    return Answer(text=text, timings=timings, new_tokens=int(new.numel()), prompt_tokens=int(prompt_tokens))
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+def _summary(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 2), "mean": round(statistics.fmean(values), 2)}
+
+
+def score_point(metric, records: list[dict]) -> dict:
+    """Accuracy, Wilson CI, chance and unparseable overall and per category, from the evaluate module."""
+
+    def compute(rows):
+        result = metric.compute(predictions=[r["prediction"] for r in rows], references=[r["answer"] for r in rows],
+                                num_options=[r["num_options"] for r in rows])
+        result["chance_within_ci"] = bool(result["ci_low"] <= result["chance"] <= result["ci_high"])
+        return result
+
+    overall = compute(records)
+    by_category = {}
+    for category in sorted({r["category"] for r in records}):
+        by_category[category] = compute([r for r in records if r["category"] == category])
+    return {**overall, "per_category": by_category}
+
+
+def latency_summary(records: list[dict]) -> dict[str, dict[str, float]]:
+    summary = {stage: _summary([r["timings"][stage] for r in records]) for stage in STAGES}
+    summary["encode_prefill"] = _summary([r["timings"]["encode"] + r["timings"]["prefill"] for r in records])
+    summary["total"] = _summary([sum(r["timings"][s] for s in STAGES) for r in records])
+    return summary
+
+
+# --------------------------------------------------------------------------------------------- the run
+def evaluate_model(
+    model_ref: str,
+    data: str | Path,
+    frames: list[int],
+    limit: int | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    warmup: int = 1,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    skip_bad: bool = False,
+    progress: bool = True,
+    log=print,
+    command: str | None = None,
+) -> dict:
+    """Evaluate one model at each frame count; returns the JSON-ready result (see docs/eval.md)."""
+    from tqdm.auto import tqdm
+
+    from ..metrics import load_mcq_accuracy
+    from ..metrics.mcq_accuracy.mcq_accuracy import parse_answer
+    from ..modeling.video_decoding_liteframe import VideoDecodeError
+
+    if not frames or any(int(f) < 1 for f in frames):
+        raise ValueError(f"--frames must be positive frame counts, got {frames}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be positive, got {limit}")
+    manifest: Manifest = load_manifest(data, skip_bad=skip_bad)
+    questions = manifest.questions[:limit] if limit else manifest.questions
+    if manifest.skipped:
+        log(f"skipped {len(manifest.skipped)} bad row(s) of {manifest.path} (--skip-bad); first: {manifest.skipped[0]}")
+    model, processor, info = load_model(model_ref, device=device, dtype=dtype, progress=log)
+    metric = load_mcq_accuracy()
+    clip_len = info["clip_len"]
+
+    points, predictions, skipped_at_run = [], [], []
+    for requested in frames:
+        num_frames = -(-int(requested) // clip_len) * clip_len  # the processor rounds up to whole clips
+        for _ in range(warmup):  # untimed, unscored: first-call allocations and kernel selection
+            answer_question(model, processor, questions[0], num_frames, max_new_tokens)
+        records = []
+        bar = tqdm(questions, desc=f"{info['label']} @ {num_frames} frames", unit="q", disable=not progress)
+        for question in bar:
+            try:
+                answer = answer_question(model, processor, question, num_frames, max_new_tokens)
+            except VideoDecodeError as error:
+                where = f"{manifest.path}:{question.line} (id {question.id!r})"
+                if not skip_bad:
+                    raise ManifestError(f"{where}: {error}. Pass --skip-bad to leave such rows out.") from error
+                skipped_at_run.append({"line": question.line, "id": question.id, "frames": num_frames,
+                                       "reason": str(error)})
+                continue
+            records.append({
+                "id": question.id, "category": question.category, "frames": num_frames, "answer": question.answer,
+                "num_options": question.num_options, "prediction": answer.text, "new_tokens": answer.new_tokens,
+                "prompt_tokens": answer.prompt_tokens, "timings": {k: round(v, 3) for k, v in answer.timings.items()},
+            })
+        if not records:
+            raise ManifestError(f"no question of {manifest.path} could be evaluated at {num_frames} frames")
+        scored = score_point(metric, records)
+        for record in records:
+            record["parsed"] = parse_answer(record["prediction"], record["num_options"])
+            record["correct"] = record["parsed"] == record["answer"]
+        points.append({
+            "frames": num_frames,
+            "requested_frames": int(requested),
+            "llm_video_tokens": num_frames // clip_len * info["tokens_per_clip"],
+            "n": scored["total"],
+            **{k: scored[k] for k in ("accuracy", "ci_low", "ci_high", "chance", "chance_within_ci", "correct",
+                                      "unparseable")},
+            "per_category": {c: {**r, "n": r["total"]} for c, r in scored["per_category"].items()},
+            "prompt_tokens_median": statistics.median(r["prompt_tokens"] for r in records),
+            "latency_ms": latency_summary(records),
+        })
+        predictions += records
+        point = points[-1]
+        log(f"{info['label']} @ {num_frames} frames: accuracy {100 * point['accuracy']:.1f} % "
+            f"[{100 * point['ci_low']:.1f}, {100 * point['ci_high']:.1f}] (chance {100 * point['chance']:.1f} %), "
+            f"n {point['n']}, unparseable {point['unparseable']}, total {point['latency_ms']['total']['median']:.0f} ms "
+            f"median per question")
+
+    import transformers
+
+    from .. import __version__
+
+    result = {
+        "kind": "accuracy",
+        "title": f"Multiple-choice video QA: {manifest.split} (`liteframe eval`)",
+        **{k: info[k] for k in ("model", "label", "model_path", "params_m", "tokens_per_clip", "device", "dtype")},
+        "data": str(manifest.path),
+        "split": manifest.split,
+        "n": len(questions),
+        "limit": limit,
+        "categories": category_counts(questions),
+        "frames": [p["frames"] for p in points],
+        "max_new_tokens": max_new_tokens,
+        "warmup": warmup,
+        "prompt": "question, one 'A. option' line per option, then: "
+                  "\"Answer with the option's letter from the given choices directly.\"",
+        "latency_protocol": "per question, batch 1, whole path, no cache; perf_counter per stage"
+                            + (" with CUDA sync" if info["device"].startswith("cuda") else ""),
+        "device_name": torch.cuda.get_device_name() if info["device"].startswith("cuda") else platform.processor()
+                       or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "liteframe_hf": __version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "skipped_rows": manifest.skipped + skipped_at_run,
+        "points": points,
+        "rows": card_rows(info["label"], manifest.split, points),
+        "predictions": predictions,
+    }
+    return result
+
+
+def card_rows(label: str, split: str, points: list[dict]) -> list[dict]:
+    """Flat rows (what the model card and the markdown table show): percentages, median latencies."""
+    rows = []
+    for p in points:
+        row = {
+            "model": label,
+            "benchmark": split,
+            "frames": p["frames"],
+            "questions": p["n"],
+            "accuracy_pct": round(100 * p["accuracy"], 1),
+            "ci95_pct": f"{100 * p['ci_low']:.1f}-{100 * p['ci_high']:.1f}",
+            "chance_pct": round(100 * p["chance"], 1),
+            "unparseable": p["unparseable"],
+        }
+        row |= {f"{c}_acc_pct": round(100 * r["accuracy"], 1) for c, r in p["per_category"].items()}
+        row |= {f"{s}_ms": p["latency_ms"][s]["median"] for s in ("decode", "encode", "prefill", "generate", "total")}
+        rows.append(row)
+    return rows
+
+
+def markdown_table(results: list[dict]) -> str:
+    """One markdown table for one or more runs (medians per question; accuracy with its 95 % Wilson CI)."""
+    categories = sorted({c for r in results for p in r["points"] for c in p["per_category"]})
+    header = ["model", "frames", "n", "accuracy % [95 % CI]", "chance %", "unparseable"] + \
+             [f"{c} %" for c in categories] + [f"{s} ms" for s in ("decode", "encode", "prefill", "generate", "total")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in results:
+        for p in r["points"]:
+            cells = [r["label"], str(p["frames"]), str(p["n"]),
+                     f"{100 * p['accuracy']:.1f} [{100 * p['ci_low']:.1f}, {100 * p['ci_high']:.1f}]",
+                     f"{100 * p['chance']:.1f}", str(p["unparseable"])]
+            cells += [f"{100 * p['per_category'][c]['accuracy']:.1f}" if c in p["per_category"] else "-"
+                      for c in categories]
+            cells += [f"{p['latency_ms'][s]['median']:.1f}" for s in ("decode", "encode", "prefill", "generate", "total")]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("model", help="LiteFrame folder, Hub id, or a built-in name (liteframe-micro, ...)")
+    parser.add_argument("--data", required=True, help="manifest JSONL (one multiple-choice question per line)")
+    parser.add_argument("--frames", type=int, nargs="+", default=[8],
+                        help="frames per video; several values evaluate several points in one run (default 8)")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the manifest's first N questions")
+    parser.add_argument("--json", type=Path, default=None, help="write everything (points, per question) here")
+    parser.add_argument("--markdown", type=Path, default=None, help="write the results table here")
+    parser.add_argument("--plot", type=Path, default=None, help="write the accuracy-vs-latency plot (PNG) here")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
+                        help="auto: bfloat16 on CUDA, float32 on the CPU")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed, unscored questions before each point")
+    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="leave out rows with a missing/unreadable video, a bad answer or a duplicated id "
+                             "(counted in the JSON) instead of stopping")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def main(args: argparse.Namespace) -> int:
+    command = "liteframe " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["eval"] else None
+    try:
+        result = evaluate_model(args.model, args.data, args.frames, limit=args.limit, device=args.device,
+                                dtype=args.dtype, warmup=args.warmup, max_new_tokens=args.max_new_tokens,
+                                skip_bad=args.skip_bad, progress=not args.no_progress,
+                                log=lambda m: print(m, file=sys.stderr), command=command)
+    except (ManifestError, ValueError) as error:
+        print(f"liteframe eval: {error}", file=sys.stderr)
+        return 2
+    table = markdown_table([result])
+    print(table)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(table + "\n")
+    if args.plot:
+        from .plot import plot_runs
+
+        plot_runs([result], args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+__all__ = ["NAMED_MODELS", "STAGES", "answer_question", "ask", "card_rows", "evaluate_model", "latency_summary",
+           "load_model", "markdown_table", "resolve_model", "score_point"]
