@@ -1,0 +1,1 @@
+"""Benchmark and training data built from real footage (see `liteframe data needle`)."""
