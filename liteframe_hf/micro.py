@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .assets import asset_path, ensure_assets
+from .assets import asset_path, ensure_assets, liteframe_home
 from .modeling.configuration_liteframe import LiteFrameConfig, LiteFrameVisionConfig
 from .modeling.modeling_liteframe import LiteFrameForConditionalGeneration
 from .modeling.processing_liteframe import CLIP_CONTEXT, CLIP_END, CLIP_START, LiteFrameProcessor
@@ -30,8 +30,8 @@ IMAGE_SIZE = 224
 
 
 def default_model_dir() -> Path:
-    root = os.environ.get("LITEFRAME_HOME") or Path.home() / ".cache" / "liteframe"
-    return Path(root) / "models" / MICRO_NAME
+    """$LITEFRAME_HOME/models/liteframe-micro: built models share the cache root with the assets."""
+    return liteframe_home() / "models" / MICRO_NAME
 
 
 def build_micro_model(out_dir: str | Path | None = None, force: bool = False, progress=print) -> Path:
