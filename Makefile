@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 STAMP   := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install assets clean
+.PHONY: demo test test-transformers install assets clean
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,18 @@ assets: $(STAMP)
 
 test: assets
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
+
+# One end of the supported transformers range (setup.py: 5.23 to 5.24.x) on the tests that touch transformers
+# internals: `make test-transformers V=5.24.0`. That release goes into $(VENV)/transformers-$(V) and is put first
+# on PYTHONPATH; the one installed in $(VENV) is left as it is.
+TF_TESTS ?= tests/test_modeling.py tests/test_remote_code.py tests/test_processing.py tests/test_video_processor.py
+test-transformers: assets
+	@test -n "$(V)" || { echo "usage: make test-transformers V=5.24.0"; exit 2; }
+	test -d $(VENV)/transformers-$(V) || \
+		$(BIN)/python -m pip install -q --no-deps --target $(VENV)/transformers-$(V) transformers==$(V)
+	PYTHONPATH=$(abspath $(VENV))/transformers-$(V) HF_HUB_OFFLINE=1 $(BIN)/python -c \
+		"import transformers; assert transformers.__version__ == '$(V)', transformers.__version__"
+	PYTHONPATH=$(abspath $(VENV))/transformers-$(V) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(TF_TESTS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
