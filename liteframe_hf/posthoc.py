@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from .modeling.processing_liteframe import CHAT_TEMPLATE, CLIP_CONTEXT, video_prompt
+from .modeling.processing_liteframe import CHAT_TEMPLATE, CLIP_CONTEXT, CLIP_END, CLIP_START, video_prompt
 from .modeling.video_processing_liteframe import INTERNVIT_MEAN, INTERNVIT_STD
 from .teachers import Teacher
 from .wap import check_block
@@ -43,6 +43,7 @@ __all__ = [
     "compress_internvl_video_features",
     "posthoc_tokens_per_clip",
     "build_posthoc_prompt",
+    "internvl_frame_prompt",
     "posthoc_inputs",
     "posthoc_generate",
 ]
@@ -146,6 +147,16 @@ def build_posthoc_prompt(num_clips: int, tokens_per_clip: int, spans: Sequence[t
     if len(spans) != num_clips:
         raise ValueError(f"{len(spans)} clip spans for {num_clips} clips")
     return video_prompt(spans, tokens_per_clip)
+
+
+def internvl_frame_prompt(num_frames: int, tokens_per_frame: int = 256) -> str:
+    """Stock InternVL3's video prompt, the baseline that post-hoc WAP and LiteFrame are compared with: one line per
+    frame, ``Frame1: <img>`` + `tokens_per_frame` x ``<IMG_CONTEXT>`` + ``</img>`` (256 at 448 px), as
+    transformers' InternVLProcessor writes it. Frames carry an index, no time."""
+    if num_frames < 1 or tokens_per_frame < 1:
+        raise ValueError(f"need num_frames >= 1 and tokens_per_frame >= 1, got {num_frames} and {tokens_per_frame}")
+    frame = f"{CLIP_START}{CLIP_CONTEXT * tokens_per_frame}{CLIP_END}"
+    return "\n".join(f"Frame{i + 1}: {frame}" for i in range(num_frames))
 
 
 def posthoc_inputs(

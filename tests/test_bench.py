@@ -57,7 +57,12 @@ def test_e2e_micro_writes_table_json_and_plot(tmp_path):
     # 112 px, patch 14 -> an 8x8 grid: baseline 4x4 = 16 tokens/frame after pixel shuffle; WAP and LiteFrame 16x fewer.
     assert rows[("baseline", 4)]["visual_tokens"] == 4 * 16
     assert rows[("posthoc", 32)]["visual_tokens"] == rows[("liteframe", 32)]["visual_tokens"] == 32
+    # real prompts: the same clip layout for post-hoc WAP and LiteFrame, a line per frame for the baseline
+    assert rows[("posthoc", 32)]["text_tokens"] == rows[("liteframe", 32)]["text_tokens"]
+    assert rows[("baseline", 32)]["text_tokens"] > 2 * rows[("liteframe", 32)]["text_tokens"]
+    assert result["tokenizer"] == "smollm2" and result["video_seconds"] == 600
     for row in rows.values():
+        assert row["prefill_tokens"] == row["text_tokens"] + row["visual_tokens"]
         assert row["total_ms"] == pytest.approx(row["encode_ms"] + row["prefill_ms"])
         assert row["encode_peak_mb"] is not None and row["prefill_peak_mb"] is not None
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
@@ -77,7 +82,36 @@ def test_e2e_paper_preset_code_path_runs_on_cpu_with_small_shapes(tmp_path):
     assert result["dtype"] == "bfloat16" and result["text_layers"] == 1 and result["image_size"] == 112
     rows = {r["method"]: r for r in result["rows"]}
     assert rows["baseline"]["visual_tokens"] == 4 * 16 and rows["liteframe"]["visual_tokens"] == 4
+    assert result["tokenizer"] == "qwen2.5" and rows["baseline"]["text_tokens"] > rows["liteframe"]["text_tokens"] > 20
     assert all(r["paper_total_ms"] is None for r in rows.values())  # paper columns only at the paper's 448 px
+
+
+@pytest.mark.parametrize("tokenizer", ["smollm2", "qwen2.5"])
+def test_e2e_prompts_are_the_methods_real_layouts(tokenizer):
+    """bench e2e's prompts: the processor's clip headers (LiteFrame), the same through the post-hoc builder, and
+    InternVL3's "FrameN:" lines (baseline), in the chat template, with the placeholder count checked."""
+    from liteframe_hf.bench.e2e import QUESTION, build_prompt, load_tokenizer, prompt_ids
+    from liteframe_hf.modeling.processing_liteframe import LiteFrameProcessor, video_prompt
+    from liteframe_hf.modeling.video_decoding_liteframe import clip_spans, plan_clip_frames
+    from liteframe_hf.modeling.video_processing_liteframe import LiteFrameVideoProcessor
+
+    tok, name = load_tokenizer(tokenizer, "micro")
+    assert name == tokenizer and "<IMG_CONTEXT>" in tok.get_vocab()
+    processor = LiteFrameProcessor(LiteFrameVideoProcessor(), tok, tokens_per_clip=16)
+    spans = clip_spans(plan_clip_frames(80.0, num_frames=32, max_frames=None).timestamps)
+    assert len(spans) == 8 and spans[-1][1] < 80
+    lite = build_prompt("liteframe", 32, 8 * 16, processor, QUESTION, 80.0)
+    assert video_prompt(spans, 16) + "\n" + QUESTION in lite and lite.startswith("<|im_start|>user\n")
+    assert build_prompt("posthoc", 32, 8 * 16, processor, QUESTION, 80.0) == lite
+    base = build_prompt("baseline", 32, 32 * 64, processor, QUESTION, 80.0)
+    assert base.count("<img>") == 32 and "Frame1: <img>" in base and "</img>\nFrame32: <img>" in base
+    ids = {m: prompt_ids(m, 32, n, processor, QUESTION, 80.0)[0].tolist() for m, n in (("liteframe", 128), ("baseline", 2048))}
+    question = len(prompt_ids("liteframe", 4, 16, processor, QUESTION, 8.0)[0]) - 16 - 6  # one "0-8s"-style clip
+    # clips ending before 100 s cost at most 8 text tokens each (both tokenizers split digits one per token)
+    assert len(ids["liteframe"]) - 128 - question <= 8 * 8
+    assert len(ids["baseline"]) - 2048 - question >= 32 * 6  # "Frame12: <img></img>\n" per frame
+    with pytest.raises(RuntimeError, match="placeholders|IMG_CONTEXT"):
+        prompt_ids("liteframe", 32, 100, processor, QUESTION, 80.0)
 
 
 def test_time_budget_cuts_repeats_of_slow_calls():

