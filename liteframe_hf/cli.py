@@ -26,7 +26,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("push",), "liteframe_hf.hub", "publish a LiteFrame model, its vision encoder or a LoRA adapter to the Hub (or --dry-run into a folder)"),
     # `eval plot` / `eval lmms-task` before `eval`: the `eval` group then also stands for `liteframe eval MODEL`.
     (("eval", "plot"), "liteframe_hf.eval.plot", "plot accuracy vs latency of one or more `liteframe eval --json` runs"),
-    (("eval", "lmms-task"), "liteframe_hf.eval.lmms_task", "write an lmms-eval task (YAML + utils) for a QA manifest"),
+    (("eval", "lmms-task"), "liteframe_hf.eval.lmms_task", "write an lmms-eval task (YAML + checked JSONL) for a QA manifest"),
     (("eval",), "liteframe_hf.eval.run", "multiple-choice video QA accuracy (95 % CI) and per-question latency at several frame counts"),
 ]
 

@@ -1,0 +1,269 @@
+"""`liteframe eval`, the `mcq_accuracy` evaluate module and the lmms-eval plugin, on real MP4s and a tiny model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from liteframe_hf.assets import asset_path
+from liteframe_hf.cli import main as cli
+from liteframe_hf.eval.data import ANSWER_INSTRUCTION, ManifestError, load_manifest, mcq_prompt
+from liteframe_hf.metrics import MCQ_ACCURACY_PATH
+from liteframe_hf.metrics.mcq_accuracy.mcq_accuracy import parse_answer, score, wilson_interval
+from liteframe_hf.modeling.modeling_liteframe import LiteFrameForConditionalGeneration
+from liteframe_hf.modeling.processing_liteframe import LiteFrameProcessor
+from liteframe_hf.modeling.video_processing_liteframe import LiteFrameVideoProcessor
+from liteframe_hf.testing import tiny_liteframe_config, tiny_tokenizer
+
+VIDEOS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
+CATEGORIES = ("identity", "count")
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def videos() -> dict[str, Path]:
+    try:
+        return {name: Path(asset_path(name)) for name in VIDEOS}
+    except Exception as error:  # noqa: BLE001 - report the fetch command
+        pytest.fail(f"real sample videos are missing ({error}); run `liteframe assets fetch --only videos`")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A saved tiny LiteFrame (56 px, 2-layer Qwen2) with a real word-level tokenizer and the LiteFrame processor."""
+    path = tmp_path_factory.mktemp("tiny_eval_model")
+    torch.manual_seed(0)
+    LiteFrameForConditionalGeneration(tiny_liteframe_config()).save_pretrained(path)
+    video_processor = LiteFrameVideoProcessor(size={"height": 56, "width": 56}, num_frames=8)
+    LiteFrameProcessor(video_processor, tiny_tokenizer(),
+                       tokens_per_clip=tiny_liteframe_config().tokens_per_clip()).save_pretrained(path)
+    return path
+
+
+def make_rows(videos: dict[str, Path], root: Path) -> list[dict]:
+    """Two questions per real video (videos copied next to the manifest, paths relative as the builder writes)."""
+    (root / "videos").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (name, source) in enumerate(videos.items()):
+        shutil.copy(source, root / "videos" / name)
+        for j, category in enumerate(CATEGORIES):
+            rows.append({"id": f"tiny-{i:03d}-{category}", "video": f"videos/{name}", "question": "what is in the video ?",
+                         "options": ["rabbit", "car", "bike", "cup"], "answer": "ABCD"[(i + 2 * j) % 4],
+                         "category": category, "duration": 10.0})
+    return rows
+
+
+def write_manifest(root: Path, rows: list[dict], text_lines: list[str] = ()) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "manifest.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "".join(line + "\n" for line in text_lines))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bench(videos, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bench") / "test"
+    return write_manifest(root, make_rows(videos, root))
+
+
+# ------------------------------------------------------------------------------------------- the metric
+@pytest.mark.parametrize("text, letter", [
+    ("B", "B"), ("B.", "B"), ("(B)", "B"), ("B) a rabbit", "B"), ("[C]", "C"), ("**D**", "D"), ("b", "B"),
+    ("The answer is B", "B"), ("The answer is B.", "B"), ("Answer: (C)", "C"), ("the answer is d.", "D"),
+    ("I think C is right", "C"), ("The best answer is: A", "A"),
+    ("banana", None), ("", None), ("E", None), ("E. none of them", None), ("A red car", None),
+    ("the answer is a cat", None), ("I don't know", None),
+])
+def test_first_option_letter_is_parsed(text, letter):
+    assert parse_answer(text, 4) == letter
+
+
+def test_option_count_sets_valid_letters():
+    assert parse_answer("E", 5) == "E" and parse_answer("E", 4) is None and parse_answer("C", 2) is None
+
+
+def test_wilson_interval_matches_hand_computation():
+    # 7 of 20 correct, z = 1.96: p = 0.35, centre = (0.35 + 1.96^2/40) / (1 + 1.96^2/20), half-width by hand.
+    z, n, p = 1.959963984540054, 20, 0.35
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low, high = wilson_interval(7, 20)
+    assert (low, high) == pytest.approx((centre - half, centre + half), abs=1e-12)
+    assert (round(low, 4), round(high, 4)) == (0.1812, 0.5671)  # published tables: 0.181-0.567
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_evaluate_module_loads_offline_from_its_path(monkeypatch):
+    import evaluate
+
+    monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    metric = evaluate.load(MCQ_ACCURACY_PATH)
+    predictions = ["B", "The answer is C.", "banana", "(D)", "A", "E"]
+    references = ["B", "A", "D", "D", "C", "E"]
+    result = metric.compute(predictions=predictions, references=references, num_options=[4, 4, 4, 4, 4, 5])
+    assert result["correct"] == 3 and result["total"] == 6 and result["unparseable"] == 1
+    assert result["accuracy"] == pytest.approx(0.5)
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx(wilson_interval(3, 6))
+    assert result["chance"] == pytest.approx((5 * 0.25 + 0.2) / 6)
+    assert {k: v for k, v in score(predictions, references, [4, 4, 4, 4, 4, 5]).items() if k != "parsed"} == result
+    with pytest.raises(ValueError, match="reference 0"):
+        metric.compute(predictions=["A"], references=["F"])
+
+
+# ------------------------------------------------------------------------------------------- manifests
+def test_prompt_is_the_standard_mcq_prompt():
+    assert mcq_prompt("Which of these objects appears first?", ["A cup.", "A bike."]) == (
+        "Which of these objects appears first?\nA. A cup.\nB. A bike.\n" + ANSWER_INSTRUCTION
+    )
+    assert ANSWER_INSTRUCTION == "Answer with the option's letter from the given choices directly."
+
+
+def _bad_manifest(videos, root: Path, case: str) -> tuple[Path, int, str]:
+    """A manifest with one bad row (line 3); returns (path, bad line, expected message part)."""
+    rows = make_rows(videos, root)[:4]
+    if case == "missing video":
+        rows[2]["video"] = "videos/not_there.mp4"
+        expected = "does not exist"
+    elif case == "unreadable video":
+        (root / "videos" / "broken.mp4").write_bytes(b"this is not an mp4 file" * 100)
+        rows[2]["video"] = "videos/broken.mp4"
+        expected = "unreadable"
+    elif case == "answer outside the options":
+        rows[2]["answer"] = "E"
+        expected = "not one of the option letters A, B, C, D"
+    elif case == "duplicated id":
+        rows[2]["id"] = rows[0]["id"]
+        expected = "duplicated id (first used on line 1)"
+    else:
+        raise AssertionError(case)
+    return write_manifest(root, rows), 3, expected
+
+
+@pytest.mark.parametrize("case", ["missing video", "unreadable video", "answer outside the options", "duplicated id"])
+def test_bad_row_is_named_or_skipped_and_counted(videos, tmp_path, case):
+    path, line, expected = _bad_manifest(videos, tmp_path / "bad", case)
+    row_id = json.loads(path.read_text().splitlines()[line - 1])["id"]
+    with pytest.raises(ManifestError) as error:
+        load_manifest(path)
+    assert f"{path}:{line} (id {row_id!r})" in str(error.value) and expected in str(error.value)
+    assert "--skip-bad" in str(error.value)
+    manifest = load_manifest(path, skip_bad=True)
+    assert [q.line for q in manifest.questions] == [1, 2, 4]
+    assert manifest.skipped == [{"line": line, "id": row_id, "reason": manifest.skipped[0]["reason"]}]
+    assert expected in manifest.skipped[0]["reason"]
+
+
+def test_cli_stops_on_a_bad_row_naming_it(videos, tiny_model, tmp_path, capsys):
+    path, line, expected = _bad_manifest(videos, tmp_path / "bad", "answer outside the options")
+    code = cli(["eval", str(tiny_model), "--data", str(path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{path}:{line}" in err and expected in err
+
+
+# ---------------------------------------------------------------------------------------- end to end
+def _check_point(point: dict, predictions: list[dict]) -> None:
+    rows = [p for p in predictions if p["frames"] == point["frames"]]
+    assert point["n"] == len(rows)
+    correct = sum(p["parsed"] == p["answer"] for p in rows)
+    assert point["correct"] == correct and point["accuracy"] == pytest.approx(correct / len(rows))
+    assert point["unparseable"] == sum(p["parsed"] is None for p in rows)
+    assert (point["ci_low"], point["ci_high"]) == pytest.approx(wilson_interval(correct, len(rows)))
+    assert point["chance"] == pytest.approx(0.25)
+    assert point["chance_within_ci"] == (point["ci_low"] <= 0.25 <= point["ci_high"])
+    for category, part in point["per_category"].items():
+        in_category = [p for p in rows if p["category"] == category]
+        assert part["n"] == len(in_category)
+        assert part["correct"] == sum(p["parsed"] == p["answer"] for p in in_category)
+    for p in rows:
+        assert p["parsed"] == parse_answer(p["prediction"], p["num_options"])
+        assert all(p["timings"][s] >= 0 for s in ("decode", "preprocess", "encode", "prefill", "generate"))
+        assert p["timings"]["decode"] > 0 and p["timings"]["encode"] > 0 and p["timings"]["prefill"] > 0
+    latency = point["latency_ms"]
+    stages = ("decode", "preprocess", "encode", "prefill", "generate")
+    assert latency["total"]["mean"] == pytest.approx(sum(latency[s]["mean"] for s in stages), abs=0.05)
+
+
+def test_eval_cli_end_to_end_on_real_videos(tiny_model, bench, tmp_path, capsys):
+    out = tmp_path / "run.json"
+    code = cli(["eval", str(tiny_model), "--data", str(bench), "--frames", "4", "6", "--json", str(out),
+                "--markdown", str(tmp_path / "run.md"), "--plot", str(tmp_path / "run.png"), "--warmup", "0",
+                "--max-new-tokens", "4", "--no-progress"])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    result = json.loads(out.read_text())
+    for key in ("model", "data", "split", "frames", "n", "device", "dtype", "torch", "transformers", "date",
+                "latency_protocol", "points", "predictions", "rows", "categories"):
+        assert key in result, key
+    assert result["split"] == "test" and result["n"] == 6 and result["device"] == "cpu" and result["dtype"] == "float32"
+    assert result["categories"] == {"count": 3, "identity": 3}
+    assert result["frames"] == [4, 8]  # 6 frames is rounded up to whole 4-frame clips
+    assert [p["llm_video_tokens"] for p in result["points"]] == [4, 8]  # tiny model: 4 tokens per clip
+    for point in result["points"]:
+        _check_point(point, result["predictions"])
+    assert len(result["predictions"]) == 12 and all(p["new_tokens"] <= 4 for p in result["predictions"])
+    assert "| accuracy % [95 % CI] |" in stdout
+    assert len([line for line in stdout.splitlines() if line.startswith("| ")]) == 3  # header + one row per point
+    assert (tmp_path / "run.md").read_text().strip() == stdout.strip()
+    assert (tmp_path / "run.png").stat().st_size > 10_000
+
+    # Several runs in one figure.
+    second = json.loads(out.read_text()) | {"label": "second run"}
+    (tmp_path / "second.json").write_text(json.dumps(second))
+    assert cli(["eval", "plot", str(out), str(tmp_path / "second.json"), "--out", str(tmp_path / "both.png"),
+                "--latency", "encode_prefill"]) == 0
+    assert (tmp_path / "both.png").stat().st_size > 10_000 and "second run" in capsys.readouterr().out
+
+
+def test_skip_bad_rows_are_counted_in_the_run(videos, tiny_model, tmp_path, capsys):
+    path, line, _ = _bad_manifest(videos, tmp_path / "bad", "missing video")
+    out = tmp_path / "run.json"
+    assert cli(["eval", str(tiny_model), "--data", str(path), "--skip-bad", "--json", str(out), "--warmup", "0",
+                "--max-new-tokens", "2", "--no-progress"]) == 0
+    result = json.loads(out.read_text())
+    assert result["n"] == 3 and result["points"][0]["n"] == 3
+    assert [row["line"] for row in result["skipped_rows"]] == [line]
+
+
+def test_named_models_resolve_through_micro():
+    from liteframe_hf.eval.run import named_models, resolve_model
+
+    assert "liteframe-micro" in named_models()
+    with pytest.raises(ValueError, match="built-in name"):
+        resolve_model("no-such-model")
+
+
+# ---------------------------------------------------------------------------------------------- lmms-eval
+def test_lmms_task_and_plugin_run_offline(tiny_model, bench, tmp_path):
+    if importlib.util.find_spec("lmms_eval") is None:
+        pytest.skip("lmms-eval is not installed (pip install --no-deps lmms-eval==0.7.3 && pip install -e '.[lmms]')")
+    from importlib.metadata import entry_points
+
+    assert any(ep.name == "liteframe" for ep in entry_points(group="lmms_eval.models")), \
+        "the `liteframe` lmms-eval entry point is not installed: reinstall the package (pip install -e .)"
+    tasks = tmp_path / "tasks"
+    assert cli(["eval", "lmms-task", "--data", str(bench), "--out", str(tasks)]) == 0
+    assert (tasks / "needle_test.yaml").is_file() and len((tasks / "needle_test.jsonl").read_text().splitlines()) == 6
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_EVALUATE_OFFLINE="1",
+               HF_HOME=str(tmp_path / "hf_home"))
+    run = subprocess.run(
+        [sys.executable, "-m", "lmms_eval", "--model", "liteframe", "--model_args",
+         f"pretrained={tiny_model},num_frames=8,max_new_tokens=4", "--tasks", "needle_test",
+         "--include_path", str(tasks), "--limit", "4", "--output_path", str(tmp_path / "results")],
+        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "needle_test" in run.stdout and "mcq_accuracy" in run.stdout
+    files = list((tmp_path / "results").rglob("*_results.json"))
+    assert len(files) == 1, files
+    results = json.loads(files[0].read_text())["results"]["needle_test"]
+    assert 0 <= results["mcq_accuracy,none"] <= 100 and 0 <= results["unparseable,none"] <= 4
