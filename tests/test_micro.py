@@ -1,0 +1,159 @@
+"""Micro models by name (`liteframe_hf.micro`): LiteFrame-micro, the teacher VLM and its post-hoc WAP variant
+as LiteFrame folders; the shared LLM/projector assembly; the trained-weights seam (LiteFrame folder, PEFT)."""
+
+import json
+
+import pytest
+import torch
+
+from liteframe_hf import LiteFrameConfig, LiteFrameForConditionalGeneration, LiteFrameVisionConfig
+from liteframe_hf.micro import MICRO_MODELS, assemble_video_llm, default_model_dir, load_trained_weights
+from liteframe_hf.testing import random_encoder, tiny_liteframe_config, tiny_text_config, tiny_tokenizer
+
+
+def test_names_variants_and_token_counts(tmp_path, monkeypatch):
+    per_clip = {name: LiteFrameConfig(vision_config=LiteFrameVisionConfig.from_variant(m.vision_variant)).tokens_per_clip()
+                for name, m in MICRO_MODELS.items()}
+    assert per_clip == {"liteframe-micro": 16, "teacher-vlm-micro": 256, "teacher-vlm-micro-posthoc": 16}
+    assert MICRO_MODELS["teacher-vlm-micro-posthoc"].weights_of == "teacher-vlm-micro"
+    monkeypatch.setenv("LITEFRAME_HOME", str(tmp_path))
+    assert default_model_dir() == tmp_path / "models" / "liteframe-micro"
+    assert default_model_dir("teacher-vlm-micro") == tmp_path / "models" / "teacher-vlm-micro"
+    with pytest.raises(ValueError, match="unknown micro model 'teacher-vlm'; choose one of liteframe-micro"):
+        default_model_dir("teacher-vlm")
+
+
+@pytest.fixture(scope="module")
+def tiny_llm_dir(tmp_path_factory):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny_llm")
+    tokenizer = tiny_tokenizer()
+    fields = tiny_text_config(vocab_size=len(tokenizer))
+    fields.pop("model_type")
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(Qwen2Config(**fields)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_tower(seed, **overrides):
+    return random_encoder("liteframe-tiny", temporal_std=0.2, seed=seed, **overrides)
+
+
+def test_one_assembly_for_every_tower(tiny_llm_dir):
+    # Two encoders of the same output width (one pools its output like the post-hoc variant): the same LLM and the
+    # same initial projector, whatever the encoder's size; the encoder's weights are copied in.
+    a = tiny_tower(1)
+    b = tiny_tower(2, downsample_layers={}, post_layernorm=True, output_wap_block=(4, 2, 2), num_hidden_layers=2)
+    (model_a, proc_a), (model_b, proc_b) = assemble_video_llm(a, tiny_llm_dir), assemble_video_llm(b, tiny_llm_dir)
+    projector_a, projector_b = model_a.model.multi_modal_projector.state_dict(), model_b.model.multi_modal_projector.state_dict()
+    assert all(torch.equal(projector_a[k], projector_b[k]) for k in projector_a)
+    assert projector_a["linear_1.weight"].std() > 0.01  # initialised, not left at zero
+    for model, tower in ((model_a, a), (model_b, b)):
+        theirs = tower.state_dict()
+        assert all(torch.equal(v, theirs[k]) for k, v in model.model.vision_tower.state_dict().items())
+    assert proc_a.tokens_per_clip == model_a.config.tokens_per_clip() == 4
+    assert proc_b.tokens_per_clip == model_b.config.tokens_per_clip() == 4  # 8x8 grid -> WAP 4x4 -> shuffle 2x2
+    assert model_b.config.video_token_id == proc_b.video_context_token_id
+    assert proc_b.video_processor.size["height"] == 56
+
+
+def _perturbed(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def _logits(model):
+    torch.manual_seed(0)
+    pixels = torch.randn(1, 4, 3, 56, 56)
+    ids = torch.tensor([[5] * 3 + [255] * 4 + [9] * 3])
+    with torch.no_grad():
+        return model(input_ids=ids, pixel_values_videos=pixels).logits
+
+
+def test_trained_weights_from_a_liteframe_folder(tmp_path):
+    torch.manual_seed(0)
+    trained = _perturbed(LiteFrameForConditionalGeneration(tiny_liteframe_config()).eval(), 1)
+    trained.save_pretrained(tmp_path / "trained")
+    plain = LiteFrameForConditionalGeneration(tiny_liteframe_config()).eval()
+    assert (_logits(plain) - _logits(trained)).abs().max() > 1e-3
+    assert load_trained_weights(plain, tmp_path / "trained") == "LiteFrame folder"
+    torch.testing.assert_close(_logits(plain), _logits(trained), rtol=0, atol=0)
+    # The post-hoc variant differs only in its output pooling (no weights): it takes the same trained weights.
+    posthoc = LiteFrameForConditionalGeneration(tiny_liteframe_config(vision_overrides=dict(output_wap_block=(1, 2, 2))))
+    load_trained_weights(posthoc, tmp_path / "trained")
+    theirs = trained.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in posthoc.state_dict().items())
+    # Another encoder architecture is refused, naming what differs.
+    other = LiteFrameForConditionalGeneration(tiny_liteframe_config(vision_overrides=dict(downsample_layers={1: (4, 2, 2)})))
+    with pytest.raises(ValueError, match=r"another encoder architecture than this model \(downsample_layers differ\)"):
+        load_trained_weights(other, tmp_path / "trained")
+    with pytest.raises(FileNotFoundError, match="neither a PEFT adapter"):
+        load_trained_weights(plain, tmp_path)
+
+
+def test_trained_weights_from_a_peft_adapter(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    base_state = LiteFrameForConditionalGeneration(tiny_liteframe_config()).state_dict()
+    tuned = LiteFrameForConditionalGeneration(tiny_liteframe_config()).eval()
+    tuned.load_state_dict(base_state)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=r".*language_model.*\.(q_proj|v_proj)",
+                      modules_to_save=["multi_modal_projector"], init_lora_weights=False)
+    peft_model = get_peft_model(tuned, lora)
+    with torch.no_grad():  # a "trained" projector
+        peft_model.base_model.model.model.multi_modal_projector.modules_to_save["default"].linear_2.bias.add_(0.5)
+    peft_model.eval()
+    expected = _logits(peft_model)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    fresh = LiteFrameForConditionalGeneration(tiny_liteframe_config()).eval()
+    fresh.load_state_dict(base_state)
+    before = _logits(fresh)
+    assert load_trained_weights(fresh, tmp_path / "adapter") == "PEFT adapter, merged"
+    assert (before - expected).abs().max() > 1e-3
+    torch.testing.assert_close(_logits(fresh), expected, rtol=1e-5, atol=1e-5)
+    assert not any("lora" in name for name, _ in fresh.named_parameters())
+
+
+@pytest.mark.slow
+def test_posthoc_teacher_vlm_is_a_liteframe_folder_with_the_teacher_weights(tmp_path):
+    """Real assets: the post-hoc variant is built once as a LiteFrame folder (idempotent), loads through the Auto
+    classes with a processor that writes 16 placeholders per clip, runs on a real video, and holds exactly the
+    teacher VLM's weights."""
+    from transformers import AutoModel, AutoProcessor
+
+    from liteframe_hf.assets import asset_path, ensure_assets
+    from liteframe_hf.micro import assemble_micro_model, build_micro_model
+
+    ensure_assets(["dinov2", "smollm2", "videos"], progress=None)
+    messages = []
+    folder = build_micro_model(tmp_path / "posthoc", name="teacher-vlm-micro-posthoc", progress=messages.append)
+    assert any("DINOv2-S/14 copied" in m for m in messages)
+    record = json.loads((folder / "liteframe_micro.json").read_text())
+    assert record["name"] == "teacher-vlm-micro-posthoc" and record["tokens_per_clip"] == 16
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert build_micro_model(folder, name="teacher-vlm-micro-posthoc", progress=messages.append) == folder
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not rebuilt
+
+    model = AutoModel.from_pretrained(folder).eval()
+    processor = AutoProcessor.from_pretrained(folder)
+    assert model.config.vision_config.output_wap_block == (4, 2, 2)
+    assert processor.tokens_per_clip == model.config.tokens_per_clip() == 16
+    chat = [{"role": "user", "content": [{"type": "video", "video": str(asset_path("bikes.mp4"))},
+                                         {"type": "text", "text": "What happens?"}]}]
+    inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                           return_tensors="pt", processor_kwargs={"num_frames": 8})
+    assert (inputs["input_ids"] == model.config.video_token_id).sum() == 2 * 16
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    assert out.shape[1] == inputs["input_ids"].shape[1] + 3
+
+    teacher, _, teacher_record = assemble_micro_model("teacher-vlm-micro", progress=messages.append)
+    assert teacher_record["tokens_per_clip"] == 256
+    theirs = teacher.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in model.state_dict().items())
