@@ -23,7 +23,7 @@ from liteframe_hf.training.checkpoint import load_checkpoint
 from liteframe_hf.training.config import CTDConfig
 from liteframe_hf.training.data import CTDClipDataset, EpochSampler, VideoTable, collate_clips
 from liteframe_hf.training.losses import ctd_loss, ctd_metrics
-from liteframe_hf.training.loop import finish_run, make_loader, start_run, train
+from liteframe_hf.training.loop import finish_run, frozen_dtype, make_loader, start_run, train
 from liteframe_hf.training.models import build_student, load_teacher, student_config
 from liteframe_hf.training.optim import build_optimizer, build_scheduler
 
@@ -31,9 +31,9 @@ from liteframe_hf.training.optim import build_optimizer, build_scheduler
 def main(argv: list[str] | None = None) -> dict:
     cfg, accelerator, resume_path, output = start_run(CTDConfig, argv, __doc__)
 
-    # --- Teacher (frozen, outside `prepare`: it has no gradients to synchronise) and data: random clips for
-    # training, a fixed set of held-out clips for evaluation.
-    teacher = load_teacher(cfg, accelerator.device)
+    # --- Teacher (frozen, in the run's precision, outside `prepare`: it has no gradients to synchronise) and data:
+    # random clips for training, a fixed set of held-out clips for evaluation.
+    teacher = load_teacher(cfg, accelerator.device, frozen_dtype(accelerator))
     config = student_config(cfg, teacher)
     image_size = cfg.image_size or config.image_size
     train_set = CTDClipDataset(VideoTable(cfg.train_data, cfg.video_column, cfg.data_split), cfg, image_size,
@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> dict:
     # --- Optimisation. The scheduler is stepped once per optimizer step, and checkpointed.
     optimizer = build_optimizer(student, cfg)
     scheduler = build_scheduler(optimizer, cfg)
-    student, optimizer, train_loader, eval_loader = accelerator.prepare(student, optimizer, train_loader, eval_loader)
+    student, optimizer, eval_loader = accelerator.prepare(student, optimizer, eval_loader)
+    # The loop reads a step's micro-batches ahead (to count its clips) and moves each to the device in turn.
+    train_loader = accelerator.prepare_data_loader(train_loader, device_placement=False)
     accelerator.register_for_checkpointing(scheduler)
 
     # --- Resume: weights, optimizer, scheduler, RNG (accelerate) + step, data position, counters (ours).
@@ -78,16 +80,20 @@ def main(argv: list[str] | None = None) -> dict:
         state = load_checkpoint(accelerator, resume_path)
         accelerator.print(f"resumed from {resume_path} at step {state['step']}")
 
-    def micro_step(batch, timer):
-        """Teacher targets (or cached ones) -> student -> clipped MSE -> backward."""
+    def clips(batch) -> int:
+        return batch["pixel_values"].shape[0]
+
+    def micro_step(batch, timer, step_items):
+        """Teacher targets (or cached ones) -> student -> clipped MSE, weighted by the micro-batch's share of the
+        step's clips (a short last batch of an epoch weighs what its clips weigh) -> backward."""
         with timer("teacher"):
             targets = batch["targets"] if "targets" in batch else teacher.wap_targets(batch["pixel_values"])
         with timer("student"):
             with accelerator.autocast():
                 prediction = student(batch["pixel_values"]).last_hidden_state  # (N, T', H', W', D)
-            loss = ctd_loss(prediction, targets, cfg.clip_sigma)
-            accelerator.backward(loss)
-        return loss, torch.tensor([batch["pixel_values"].shape[0], int(batch["skipped"])])
+            loss = ctd_loss(prediction, targets, cfg.clip_sigma) * clips(batch) / step_items.total
+            step_items.backward(loss)
+        return loss, torch.tensor([clips(batch), int(batch["skipped"])])
 
     eval_targets: list[torch.Tensor] = []  # the held-out clips are fixed: run the teacher on them once
 
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     stats = train(accelerator, cfg, name="ctd", model=student, optimizer=optimizer, scheduler=scheduler,
                   loader=train_loader, state=state, output=output, counters=("clips", "skipped_videos"),
-                  phases=("teacher", "student"), micro_step=micro_step, evaluate=evaluate,
+                  phases=("teacher", "student"), items=clips, micro_step=micro_step, evaluate=evaluate,
                   eval_columns=("eval/mse", "eval/cosine"))
 
     # --- The final student, from_pretrained-ready.

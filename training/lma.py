@@ -24,7 +24,7 @@ from peft import get_peft_model
 from liteframe_hf.training.checkpoint import checkpoint_trainable_only, load_checkpoint
 from liteframe_hf.training.config import LMAConfig
 from liteframe_hf.training.data import ConversationCollator, EpochSampler, VideoConversationDataset, VideoTable
-from liteframe_hf.training.loop import finish_run, make_loader, start_run, train
+from liteframe_hf.training.loop import finish_run, frozen_dtype, make_loader, start_run, train
 from liteframe_hf.training.models import build_lma_model, lma_lora_config
 from liteframe_hf.training.optim import build_optimizer, build_scheduler
 
@@ -34,19 +34,28 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values_videos", "video_num
 def main(argv: list[str] | None = None) -> dict:
     cfg, accelerator, resume_path, output = start_run(LMAConfig, argv, __doc__)
 
-    # --- Model. An assembled base (CTD encoder + LLM) is saved so the adapter can be loaded on top of it (once per
-    # run: a resumed run keeps the base its adapter was trained on).
-    model, processor = build_lma_model(cfg)
+    # --- Model, its frozen weights in the run's precision. An assembled base (CTD encoder + LLM) is saved once so
+    # the adapter can be loaded on top of it; a resumed run loads that saved base (the one its adapter was trained
+    # on) instead of assembling it again from the source specs.
+    dtype = frozen_dtype(accelerator)
+    base_dir = (output / "base").resolve()
+    if not cfg.base_model and resume_path is not None and (base_dir / "config.json").is_file():
+        model, processor = build_lma_model(cfg, dtype, base=str(base_dir))
+    else:
+        model, processor = build_lma_model(cfg, dtype)
+        if not cfg.base_model:
+            if accelerator.is_main_process:
+                model.save_pretrained(base_dir)
+                processor.save_pretrained(base_dir)
+            model.name_or_path = str(base_dir)  # recorded by peft as the adapter's base_model_name_or_path
+    accelerator.wait_for_everyone()
     tokenizer = processor.tokenizer
-    if not cfg.base_model:
-        base_dir = (output / "base").resolve()
-        if accelerator.is_main_process and (resume_path is None or not (base_dir / "config.json").is_file()):
-            model.save_pretrained(base_dir)
-            processor.save_pretrained(base_dir)
-        model.name_or_path = str(base_dir)  # recorded by peft as the adapter's base_model_name_or_path
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, lma_lora_config(cfg))
+    for param in model.parameters():  # trained weights (LoRA, projector copy) in fp32 for AdamW; frozen ones stay in dtype
+        if param.requires_grad:
+            param.data = param.data.float()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     accelerator.print(f"trainable parameters: {trainable / 1e6:.2f}M of {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M")
 
@@ -72,7 +81,9 @@ def main(argv: list[str] | None = None) -> dict:
     # --- Optimisation over the trainable parameters (LoRA + modules_to_save); scheduler stepped once per step.
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)
-    model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
+    model, optimizer, eval_loader = accelerator.prepare(model, optimizer, eval_loader)
+    # The loop reads a step's micro-batches ahead (to count its answer tokens) and moves each to the device in turn.
+    train_loader = accelerator.prepare_data_loader(train_loader, device_placement=False)
     accelerator.register_for_checkpointing(scheduler)
     trainable_names = checkpoint_trainable_only(accelerator, model)
 
@@ -82,15 +93,18 @@ def main(argv: list[str] | None = None) -> dict:
         state = load_checkpoint(accelerator, resume_path, trainable_names)
         accelerator.print(f"resumed from {resume_path} at step {state['step']}")
 
-    def micro_step(batch, timer):
-        """Video LLM forward with LoRA -> mean loss over the answer tokens -> backward."""
+    def answer_tokens(batch) -> torch.Tensor:
+        return (batch["labels"][:, 1:] != -100).sum()
+
+    def micro_step(batch, timer, step_items):
+        """Video LLM forward with LoRA -> summed loss of the answer tokens / the step's answer tokens (over every
+        micro-batch and process: the step's loss is the mean per answer token) -> backward."""
         with timer("model"):
             with accelerator.autocast():
-                loss = model(**{k: batch[k] for k in MODEL_INPUTS}).loss
-            accelerator.backward(loss)
-        answer_tokens = (batch["labels"][:, 1:] != -100).sum()
+                loss = model(**{k: batch[k] for k in MODEL_INPUTS}, num_items_in_batch=step_items.total).loss
+            step_items.backward(loss)
         return loss, torch.stack([torch.tensor(batch["input_ids"].shape[0]), batch["video_num_frames"].sum().cpu(),
-                                  answer_tokens.cpu(), torch.tensor(int(batch["skipped"]))])
+                                  answer_tokens(batch).cpu(), torch.tensor(int(batch["skipped"]))])
 
     @torch.no_grad()
     def evaluate() -> dict:
@@ -113,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
     stats = train(accelerator, cfg, name="lma", model=model, optimizer=optimizer, scheduler=scheduler,
                   loader=train_loader, state=state, output=output,
                   counters=("videos", "frames", "answer_tokens", "skipped_videos"), phases=("model",),
-                  micro_step=micro_step, evaluate=evaluate, eval_columns=("eval/loss",))
+                  items=answer_tokens, micro_step=micro_step, evaluate=evaluate, eval_columns=("eval/loss",))
 
     # --- Adapter (+ merged model).
     unwrapped = accelerator.unwrap_model(model)
@@ -125,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
             merged = unwrapped.merge_and_unload()
             merged.save_pretrained(output / "merged")
             processor.save_pretrained(output / "merged")
-    return finish_run(accelerator, output, {**stats, "trainable_parameters": trainable,
+    return finish_run(accelerator, output, {**stats, "trainable_parameters": trainable, "frozen_dtype": str(dtype),
                                             "tokens_per_clip": processor.tokens_per_clip})
 
 

@@ -96,18 +96,30 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, state: dic
     return path
 
 
+def _bare(name: str) -> str:
+    """A parameter name without the wrappers' prefixes (DDP's `module.`, torch.compile's `_orig_mod.`)."""
+    while name.startswith(("module.", "_orig_mod.")):
+        name = name.split(".", 1)[1]
+    return name
+
+
 def checkpoint_trainable_only(accelerator: Accelerator, model) -> set[str] | None:
     """Make checkpoints of a prepared `model` hold only its trainable parameters (LoRA, projector): the frozen
-    LLM is rebuilt from its source on resume instead of being copied into every checkpoint. Returns their names,
-    to pass to `load_checkpoint`; None under FSDP / DeepSpeed, whose own checkpoint formats are kept whole."""
+    LLM is reloaded from the run's saved base on resume instead of being copied into every checkpoint. Returns
+    their names (as the unwrapped model calls them: the same with or without DDP), to pass to
+    `load_checkpoint`; None under FSDP / DeepSpeed, whose own checkpoint formats are kept whole."""
     if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         return None
-    names = {name for name, param in model.named_parameters() if param.requires_grad}
+    names = {_bare(name) for name, param in accelerator.unwrap_model(model).named_parameters() if param.requires_grad}
 
     def keep_trainable(models, weights, output_dir):
         for i, m in enumerate(models):
             if m is model:
-                weights[i] = {k: v for k, v in weights[i].items() if k in names}
+                kept = {k: v for k, v in weights[i].items() if _bare(k) in names}
+                missing = names - {_bare(k) for k in kept}
+                if missing:  # never write a checkpoint that cannot be resumed
+                    raise KeyError(f"trainable weights {sorted(missing)[:5]} are not in the state dict being saved")
+                weights[i] = kept
 
     accelerator.register_save_state_pre_hook(keep_trainable)
     return names
@@ -126,7 +138,7 @@ def load_checkpoint(accelerator: Accelerator, path: str | Path, trainable_only: 
         from safetensors import safe_open
 
         with safe_open(str(path / "model.safetensors"), framework="pt") as f:
-            missing = trainable_only - set(f.keys())
+            missing = trainable_only - {_bare(k) for k in f.keys()}
         if missing:
             raise KeyError(f"{path} lacks trainable weights {sorted(missing)[:5]}...: was it written with another "
                            f"LoRA / modules_to_save configuration?")

@@ -43,10 +43,6 @@ class TrainConfig:
         None, "'latest' (newest complete checkpoint-N in output_dir) or a checkpoint folder; resumes model, "
               "optimizer, scheduler, RNG and data position exactly")
     overwrite_output_dir: bool = option(False, "delete existing checkpoints in output_dir when starting from scratch")
-    cpu: bool = option(False, "run on the CPU even if a GPU is visible (with `accelerate launch --multi_gpu "
-                              "--num_processes N` this gives N gloo processes)")
-    mixed_precision: str = option("auto", "autocast dtype: 'auto' = bf16 on GPU, none on CPU",
-                                  choices=("auto", "no", "bf16", "fp16"))
     # --- optimization
     per_device_batch_size: int = option(8, "samples (clips for CTD, videos for LMA) per process per micro-batch",
                                         "optimization")
@@ -86,6 +82,8 @@ class TrainConfig:
     report_to: str = option("tensorboard", "Accelerate tracker ('tensorboard', 'wandb', ... or 'none'); "
                                            "metrics.csv is always written", "logging")
     timing: bool = option(True, "time data/teacher/student/optimizer per step (synchronises the GPU)", "logging")
+    trace_steps: bool = option(False, "write output_dir/trace/rank-<r>.jsonl: each step's sample keys, loss share and "
+                                      "item count per process (audits data order and exact resume)", "logging")
 
     def validate(self) -> None:
         def fail(message: str):
@@ -242,11 +240,27 @@ def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, hints: dict
                            if not f.metadata.get("choices") else None, help=help_text)
 
 
+# Options that Accelerate owns: a recipe or flag setting them would silently fight the launcher.
+_ACCELERATE_OWNED = {
+    "cpu": "the device comes from Accelerate: `accelerate launch --cpu` (one process) or ACCELERATE_USE_CPU=1 "
+           "(with --multi_gpu / a config file: N gloo processes)",
+    "mixed_precision": "precision comes from Accelerate: `accelerate launch --mixed_precision bf16`, the "
+                       "`mixed_precision:` of the --config_file YAML, or ACCELERATE_MIXED_PRECISION",
+}
+
+
+def _refuse_accelerate_owned(keys, where: str) -> None:
+    for key in keys:
+        if key in _ACCELERATE_OWNED:
+            raise ValueError(f"{where}: {key!r} is not a recipe option: {_ACCELERATE_OWNED[key]}")
+
+
 def load_config(cls: type[TrainConfig], path: str | Path) -> dict:
     """Read a YAML recipe into a dict of fields of `cls`, rejecting unknown keys with a suggestion."""
     data = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a recipe must be a YAML mapping of option: value")
+    _refuse_accelerate_owned(data, str(path))
     known = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in known:
@@ -277,6 +291,7 @@ def build_parser(cls: type[TrainConfig], description: str | None = None) -> argp
 def parse_config(cls: type[TrainConfig], argv: list[str] | None = None, description: str | None = None) -> TrainConfig:
     """defaults < --config YAML < command line -> a validated `cls` instance."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _refuse_accelerate_owned([a[2:].split("=")[0] for a in argv if a.startswith("--")], "command line")
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)

@@ -23,15 +23,16 @@ from typing import Callable
 import torch
 import yaml
 from accelerate import Accelerator, DistributedType
-from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, is_tensorboard_available, set_seed
+from accelerate.utils import (GradientAccumulationPlugin, ProjectConfiguration, is_tensorboard_available, send_to_device,
+                               set_seed)
 from tqdm.auto import tqdm
 
 from .checkpoint import prepare_output_dir, resolve_checkpoint, save_checkpoint
 from .config import TrainConfig, config_to_dict, parse_config
 from .tracking import MetricsLogger
 
-__all__ = ["start_run", "make_accelerator", "micro_batches", "train", "finish_run", "StepTimer", "peak_memory_mb",
-           "replicas_in_sync", "make_loader", "metric_columns"]
+__all__ = ["start_run", "make_accelerator", "frozen_dtype", "micro_batches", "StepItems", "train", "StepTrace",
+           "finish_run", "StepTimer", "peak_memory_mb", "replicas_in_sync", "make_loader", "metric_columns"]
 
 
 def start_run(config_class: type[TrainConfig], argv: list[str] | None, description: str | None):
@@ -51,26 +52,39 @@ def start_run(config_class: type[TrainConfig], argv: list[str] | None, descripti
 
 
 def make_accelerator(cfg: TrainConfig) -> Accelerator:
-    """Accelerator for a recipe. CPU when asked or when no GPU is visible: `cpu=True` is what makes
-    `accelerate launch --multi_gpu --num_processes N` run N synchronised gloo processes on a CPU machine."""
-    cpu = cfg.cpu or not torch.cuda.is_available()
-    precision = cfg.mixed_precision
-    if precision == "auto":
-        precision = "no" if cpu else "bf16"
+    """Accelerator for a recipe. Device, process group and mixed precision come from Accelerate itself: the
+    `accelerate launch` flags, its config file (`--config_file training/accelerate/*.yaml`) or its environment
+    (`ACCELERATE_USE_CPU=1`, `ACCELERATE_MIXED_PRECISION=bf16`); the recipe sets only what Accelerate does not."""
     log_with = None if cfg.report_to in ("none", "", None) else cfg.report_to
     if log_with == "tensorboard" and not is_tensorboard_available():
         warnings.warn("tensorboard is not installed (pip install tensorboard): metrics go to metrics.csv only",
                       stacklevel=2)
         log_with = None
-    return Accelerator(
-        cpu=cpu,
-        mixed_precision=precision,
+    accelerator = Accelerator(
         # Accumulation windows run across epoch ends: step k always consumes micro-batches [k*G, (k+1)*G).
         gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.gradient_accumulation_steps,
                                                                 sync_with_dataloader=False),
         log_with=log_with,
         project_config=ProjectConfiguration(project_dir=cfg.output_dir, logging_dir=os.path.join(cfg.output_dir, "logs")),
     )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if accelerator.num_processes != launched:
+        # `accelerate launch --multi_gpu` on a machine without GPUs starts N processes that each train alone on
+        # the same output_dir; stop before they overwrite each other.
+        raise RuntimeError(
+            f"{launched} processes were launched but Accelerate set up {accelerator.num_processes} "
+            f"({accelerator.distributed_type}) on {accelerator.device}. Without a GPU, multi-process runs are CPU "
+            f"(gloo) runs: set ACCELERATE_USE_CPU=1, e.g. `ACCELERATE_USE_CPU=1 accelerate launch --config_file "
+            f"training/accelerate/cpu_ddp.yaml ...`"
+        )
+    return accelerator
+
+
+def frozen_dtype(accelerator: Accelerator) -> torch.dtype:
+    """The dtype frozen weights (CTD teacher, LMA base LLM) are held in: the run's mixed precision, so a 7B LLM
+    takes 2 bytes per parameter on each GPU under bf16, fp32 otherwise. Trained weights stay fp32."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}.get(accelerator.mixed_precision,
+                                                                                       torch.float32)
 
 
 def make_loader(dataset, batch_size: int, collate_fn, num_workers: int, sampler, seed: int):
@@ -98,11 +112,32 @@ def micro_batches(accelerator: Accelerator, loader, start: int = 0):
         raise ValueError("the training set gives no batch on this process: use more videos or a smaller batch size")
     epoch, skip = divmod(start, per_epoch)
     while True:
+        # The epoch goes to the prepared loader first: the loader `skip_first_batches` builds wraps the sharded
+        # batch sampler in one more layer, through which its own set_epoch no longer reaches the sampler (with
+        # several processes a resumed epoch would replay epoch 0's order). Both share the same sampler object.
+        loader.set_epoch(epoch)
         current = accelerator.skip_first_batches(loader, skip) if skip else loader
         current.set_epoch(epoch)
         for batch in current:
             yield epoch, batch
         epoch, skip = epoch + 1, 0
+
+
+class StepItems:
+    """The items (LMA answer tokens, CTD clips) of one optimizer step, counted over every micro-batch of every
+    process, and the backward pass that makes the step's gradient the gradient of their mean.
+
+    A micro-batch's loss is the sum of its per-item losses / `total`; `backward` multiplies it by processes x
+    accumulation steps, which DDP/FSDP/DeepSpeed (mean over processes) and Accelerate (/ accumulation steps)
+    divide out again. Micro-batches with few answer tokens thus weigh what their tokens weigh, as in
+    transformers' Trainer with `num_items_in_batch`."""
+
+    def __init__(self, accelerator: Accelerator, total: torch.Tensor):
+        self.accelerator, self.total = accelerator, total
+        self.factor = accelerator.num_processes * accelerator.gradient_accumulation_steps
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.accelerator.backward(loss * self.factor)
 
 
 class StepTimer:
@@ -182,48 +217,76 @@ def train(
     output: Path,
     counters: tuple[str, ...],
     phases: tuple[str, ...],
-    micro_step: Callable[[dict, StepTimer], tuple[torch.Tensor, torch.Tensor]],
+    items: Callable[[dict], torch.Tensor | int],
+    micro_step: Callable[[dict, StepTimer, StepItems], tuple[torch.Tensor, torch.Tensor]],
     evaluate: Callable[[], dict],
     eval_columns: tuple[str, ...],
 ) -> dict:
     """Optimise from ``state["step"]`` to ``cfg.max_steps``; one step = ``gradient_accumulation_steps`` micro-batches.
 
-    `micro_step(batch, timer)` runs forward + ``accelerator.backward`` for one micro-batch (timing its phases with
-    `timer`) and returns (loss, counts), counts a 1-D tensor aligned with `counters` (e.g. clips, skipped videos)
-    whose sums over processes are kept in `state`. Metrics go to metrics.csv and the tracker every
-    ``logging_steps``; `evaluate()` runs every ``eval_steps`` and at the end; checkpoints (weights, optimizer,
-    scheduler, RNG, data position, counters) every ``save_steps`` and at the end. Returns run statistics."""
+    The step's micro-batches are read first (kept where the loader leaves them: prepare the training loader with
+    ``device_placement=False`` so only the running micro-batch is on the accelerator) and `items(batch)` counted
+    over all of them and all processes. `micro_step(batch, timer, step_items)` then runs forward +
+    ``step_items.backward`` for one micro-batch (timing its phases with `timer`) and returns (loss, counts): its
+    loss is its share of the step's per-item mean (sum of its item losses / ``step_items.total``), counts a 1-D
+    tensor aligned with `counters` (e.g. clips, skipped videos) whose sums over processes are kept in `state`.
+
+    Metrics go to metrics.csv and the tracker every ``logging_steps``; `evaluate()` runs every ``eval_steps`` and
+    at the end; checkpoints (weights, optimizer, scheduler, RNG, data position, counters and the partly filled
+    logging window) every ``save_steps`` and at the end. Returns run statistics."""
     logger = MetricsLogger(accelerator, output, metric_columns(counters, phases, eval_columns), name,
                            config_to_dict(cfg), start_step=state["step"])
+    trace = StepTrace(accelerator, output, state["step"]) if cfg.trace_steps else None
     all_phases = _all_phases(phases)
     stream = micro_batches(accelerator, loader, start=state["micro_batches"])
     timer = StepTimer(accelerator.device, cfg.timing)
     accum = cfg.gradient_accumulation_steps
     progress = tqdm(total=cfg.max_steps, initial=state["step"], desc=name,
                     disable=not accelerator.is_local_main_process)
+    device = accelerator.device
 
-    def fresh_window() -> dict:
-        return {"loss": torch.zeros((), device=accelerator.device), "steps": 0, "start": time.perf_counter(),
-                "counts": torch.zeros(len(counters), dtype=torch.long, device=accelerator.device)}
+    def fresh_window(carried: dict | None = None) -> dict:
+        """A logging window: local sums since the last reduction, plus the global sums carried over a checkpoint
+        (saved with it, so a run resumed mid-window logs what the uninterrupted run logs)."""
+        carried = carried or {"steps": 0, "loss": 0.0, "counts": [0] * len(counters)}
+        return {"loss": torch.zeros((), device=device), "counts": torch.zeros(len(counters), dtype=torch.long, device=device),
+                "steps": carried["steps"], "carried_loss": carried["loss"], "carried_counts": list(carried["counts"]),
+                "start": time.perf_counter()}
 
-    window, run_start = fresh_window(), time.perf_counter()
+    def reduce_window() -> tuple[float, list[int]]:
+        """Global loss sum and counts of the window so far; counts are added to the running totals in `state`."""
+        loss = accelerator.reduce(window["loss"], "sum").item()
+        counts = [int(c) for c in accelerator.reduce(window["counts"], "sum")]
+        for key, count in zip(counters, counts):
+            state[key] += count
+        return window["carried_loss"] + loss, [a + b for a, b in zip(window["carried_counts"], counts)]
+
+    window, run_start = fresh_window(state.pop("window", None)), time.perf_counter()
     steps_run, phase_totals, grad_norm, last_eval = 0, dict.fromkeys(all_phases, 0.0), None, {}
     if cfg.eval_on_start and state["step"] == 0:
         logger.log(0, evaluate())
     model.train()
     for step in range(state["step"] + 1, cfg.max_steps + 1):
-        for _ in range(accum):
+        with timer("data"):
+            batches = [next(stream) for _ in range(accum)]
+            local_items = sum(torch.as_tensor(items(batch)).to(device=device, dtype=torch.long) for _, batch in batches)
+            step_items = StepItems(accelerator, accelerator.reduce(local_items, "sum"))
+        step_loss = torch.zeros((), device=device)
+        for epoch, batch in batches:
             with timer("data"):
-                epoch, batch = next(stream)
+                batch = send_to_device(batch, device, non_blocking=True)
             with accelerator.accumulate(model):
-                loss, counts = micro_step(batch, timer)
+                loss, counts = micro_step(batch, timer, step_items)
                 with timer("optimizer"):
                     if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                         grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-            window["loss"] += loss.detach() / accum
+            step_loss += loss.detach()
             window["counts"] += counts.to(window["counts"])
+        window["loss"] += step_loss
+        if trace is not None:
+            trace.write(step, epoch, step_loss, local_items, [batch["key"] for _, batch in batches])
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
         window["steps"] += 1
@@ -233,16 +296,14 @@ def train(
         # Logging (+ evaluation): reduced over processes, one CSV row written by the main process.
         evaluate_now = step == cfg.max_steps or (cfg.eval_steps and step % cfg.eval_steps == 0)
         if step % cfg.logging_steps == 0 or evaluate_now:
-            counts = [int(c) for c in accelerator.reduce(window["counts"])]
-            for key, count in zip(counters, counts):
-                state[key] += count
+            loss_sum, counts = reduce_window()
             elapsed = time.perf_counter() - window["start"]
             spent = timer.pop()
             for p in all_phases:
                 phase_totals[p] += spent.get(p, 0.0)
             metrics = {
                 "epoch": epoch,
-                "loss": accelerator.reduce(window["loss"], "mean").item() / window["steps"],
+                "loss": loss_sum / window["steps"],  # mean over the window's steps of each step's per-item mean
                 "lr": lr,
                 "grad_norm": None if grad_norm is None else float(grad_norm),
                 **{key: state[key] for key in counters},
@@ -257,10 +318,16 @@ def train(
             progress.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{lr:.2e}")
             window = fresh_window()
 
-        # Checkpoint: everything needed to continue exactly from here.
+        # Checkpoint: everything needed to continue exactly from here, including a partly filled logging window.
         if step % cfg.save_steps == 0 or step == cfg.max_steps:
+            if window["steps"]:
+                loss_sum, counts = reduce_window()
+                window = fresh_window({"steps": window["steps"], "loss": loss_sum, "counts": counts})
+                window_state = {"steps": window["steps"], "loss": loss_sum, "counts": counts}
+            else:
+                window_state = None
             state.update(step=step, micro_batches=step * accum)
-            save_checkpoint(accelerator, output, state, cfg.save_total_limit)
+            save_checkpoint(accelerator, output, {**state, "window": window_state}, cfg.save_total_limit)
     progress.close()
 
     seconds = time.perf_counter() - run_start
@@ -269,7 +336,9 @@ def train(
         "step": state["step"],
         "steps_this_run": steps_run,
         "processes": accelerator.num_processes,
+        "distributed_type": str(accelerator.distributed_type),
         "device": str(accelerator.device),
+        "mixed_precision": accelerator.mixed_precision,
         f"{counters[0]}_per_step": cfg.per_device_batch_size * accum * accelerator.num_processes,
         "seconds": seconds,
         f"{counters[0]}_per_s": samples / seconds,
@@ -279,6 +348,27 @@ def train(
         "skipped_videos": state["skipped_videos"],
         **last_eval,
     }
+
+
+class StepTrace:
+    """``output_dir/trace/rank-<r>.jsonl`` (``--trace_steps``): per optimizer step and process, the sample keys of
+    each micro-batch, the local loss share and item count. Audits the data order and exact resume: the files of a
+    resumed run equal those of an uninterrupted one. Rows past the resumed step (logged by a killed run after
+    its last checkpoint) are dropped."""
+
+    def __init__(self, accelerator: Accelerator, output: Path, start_step: int):
+        self.path = output / "trace" / f"rank-{accelerator.process_index}.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if start_step > 0 and self.path.is_file():
+            kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= start_step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, step: int, epoch: int, loss: torch.Tensor, items: torch.Tensor, keys: list[torch.Tensor]) -> None:
+        row = {"step": step, "epoch": epoch, "loss": repr(loss.item()), "items": int(items),
+               "keys": [k.tolist() for k in keys]}
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
 
 
 def finish_run(accelerator: Accelerator, output: Path, summary: dict) -> dict:

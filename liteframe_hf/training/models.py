@@ -50,9 +50,10 @@ _RANDOM_TEACHERS = {"dinov2-tiny": _tiny_dinov2, "internvit-300m": _random_inter
 
 
 # ----------------------------------------------------------------------------------------------- CTD
-def load_teacher(cfg: CTDConfig, device: torch.device) -> Teacher:
-    """The frozen teacher (bf16 on GPU, fp32 on CPU) with the recipe's WAP weighting and block."""
-    kwargs = dict(weighting=cfg.teacher_weighting, block=tuple(cfg.wap_block), device=device,
+def load_teacher(cfg: CTDConfig, device: torch.device, dtype: torch.dtype | None = None) -> Teacher:
+    """The frozen teacher in `dtype` (the run's precision; default bf16 on GPU, fp32 on CPU) with the recipe's WAP
+    weighting and block."""
+    kwargs = dict(weighting=cfg.teacher_weighting, block=tuple(cfg.wap_block), device=device, dtype=dtype,
                   chunk_size=cfg.teacher_chunk_size)
     if cfg.teacher.startswith("random:"):
         name = cfg.teacher.split(":", 1)[1]
@@ -111,7 +112,7 @@ def build_student(cfg: CTDConfig, teacher: Teacher, config: LiteFrameVisionConfi
 
 
 # ----------------------------------------------------------------------------------------------- LMA
-def _load_language_model(spec: str):
+def _load_language_model(spec: str, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if spec == "random:qwen2-tiny":
@@ -124,7 +125,7 @@ def _load_language_model(spec: str):
         fields.pop("model_type")
         return tokenizer, _seeded(lambda: Qwen2ForCausalLM(Qwen2Config(**fields)))
     path = resolve_spec(spec)
-    return AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    return AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
 
 
 def _load_vision_model(spec: str, image_size: int | None, seed: int) -> LiteFrameVisionModel:
@@ -134,19 +135,19 @@ def _load_vision_model(spec: str, image_size: int | None, seed: int) -> LiteFram
     return LiteFrameVisionModel.from_pretrained(resolve_spec(spec))
 
 
-def build_lma_model(cfg: LMAConfig):
-    """(LiteFrameForConditionalGeneration, LiteFrameProcessor) for LMA.
+def build_lma_model(cfg: LMAConfig, dtype: torch.dtype = torch.float32, base: str | None = None):
+    """(LiteFrameForConditionalGeneration in `dtype`, LiteFrameProcessor) for LMA.
 
-    From `base_model` (a LiteFrame checkpoint folder, with its processor when it has one) or assembled from
+    From `base` or `base_model` (a LiteFrame checkpoint folder, with its processor when it has one) or assembled from
     `vision_model` (the CTD student) and `language_model`: InternVL's `<img>`, `</img>`, `<IMG_CONTEXT>` are added
     to the tokenizer when missing (new embedding rows start at the mean embedding), `video_token_id` is
     `<IMG_CONTEXT>`'s id, and the processor gets the recipe's frame size and normalisation.
     """
     from transformers import AutoProcessor, AutoTokenizer
 
-    if cfg.base_model:
-        path = resolve_spec(cfg.base_model)
-        model = LiteFrameForConditionalGeneration.from_pretrained(path, dtype=torch.float32)
+    if base or cfg.base_model:
+        path = base or resolve_spec(cfg.base_model)
+        model = LiteFrameForConditionalGeneration.from_pretrained(path, dtype=dtype)
         try:
             processor = AutoProcessor.from_pretrained(path)
         except (OSError, ValueError, TypeError):
@@ -159,7 +160,7 @@ def build_lma_model(cfg: LMAConfig):
             return model, processor
         tokenizer = AutoTokenizer.from_pretrained(path)
     else:
-        tokenizer, llm = _load_language_model(cfg.language_model)
+        tokenizer, llm = _load_language_model(cfg.language_model, dtype)
         missing = [t for t in (CLIP_START, CLIP_END, CLIP_CONTEXT) if t not in tokenizer.get_vocab()]
         if missing:
             tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
@@ -171,6 +172,7 @@ def build_lma_model(cfg: LMAConfig):
         model.model.vision_tower.load_state_dict(vision.state_dict())
         model.model.language_model.load_state_dict(llm.model.state_dict())
         model.lm_head.load_state_dict(llm.lm_head.state_dict())
+        model.to(dtype)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     image_size = cfg.image_size or model.config.vision_config.image_size
