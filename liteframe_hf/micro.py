@@ -17,7 +17,7 @@ SmolLM2-135M-Instruct with InternVL's `<img>`, `</img>`, `<IMG_CONTEXT>` tokens 
 as a normal LiteFrame folder (weights + remote code + processor) under `$LITEFRAME_HOME/models/<name>`.
 
 Until CTD and LMA have been run, the projectors are untrained: the models run end to end with the real
-shapes and costs, but their answers do not yet depend on the video. Trained weights (a LiteFrame folder or
+shapes and costs, but their answers show the machinery, not video understanding. Trained weights (a LiteFrame folder or
 a PEFT adapter folder) are applied with `trained=`; the post-hoc variant takes the teacher VLM's.
 """
 
