@@ -3,7 +3,7 @@
 Where it sits: video frames -> InternVL's own vision tower (every frame, as usual) -> **WAP over (4, 2, 2)
 blocks of each 4-frame clip** (`liteframe_hf.wap`, CLS-query weighting) -> InternVL's pixel shuffle and
 projector -> the LLM. The paper reports this beating average/max pooling, frame subsampling, ToMe, PruMerge
-and FastVID at 16x on a frozen InternVL3 (DESIGN.md §4).
+and FastVID at 16x on a frozen InternVL3 (docs/design.md, "WAP").
 
 Token layout: at 448 px InternViT gives 32x32 patches per frame; a clip (4 frames) pools to 1x16x16, pixel
 shuffle (0.5) folds that to 8x8 = **64 LLM tokens per clip = 16 per frame** (stock InternVL: 256 per frame).

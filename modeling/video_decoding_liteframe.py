@@ -1,5 +1,5 @@
 # Copyright 2026 The LiteFrame authors. Licensed under the Apache License, Version 2.0.
-"""LiteFrame's video decoding: the clip-sampling plan (DESIGN.md §6) and a fast PyAV frame reader.
+"""LiteFrame's video decoding: the clip-sampling plan (docs/design.md, "Clip sampling") and a fast PyAV frame reader.
 
 This file is Hub remote code (copied next to the weights by `save_pretrained`) and is usable on its own:
 
@@ -72,13 +72,13 @@ __all__ = [
     "clip_spans",
 ]
 
-# Defaults of DESIGN.md §6; the video processor and the training data loaders use the same numbers.
+# Defaults of the clip-sampling rule (docs/design.md, "Clip sampling"); the video processor and the training data loaders use the same numbers.
 CLIP_LEN = 4
 MAX_FRAMES = 512
 CLIP_FPS = 1.0
 MIN_CLIP_FPS = 1.0
 MAX_CLIP_FPS = 4.0
-# Seconds per frame that separate the three regimes of §6.
+# Seconds per frame that separate the plan's three regimes.
 _UNIFORM_MIN_SPACING = 1.0 / MAX_CLIP_FPS  # 0.25 s
 _UNIFORM_MAX_SPACING = 1.0 / MIN_CLIP_FPS  # 1 s
 
@@ -121,7 +121,7 @@ class VideoDecodeError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Clip sampling plan (DESIGN.md §6): THE function; everything else calls it.
+# Clip sampling plan (docs/design.md, "Clip sampling"): THE function; everything else calls it.
 # ----------------------------------------------------------------------------------------------------------------
 
 
@@ -172,7 +172,7 @@ def plan_clip_frames(
     video_fps: float | None = None,
     total_num_frames: int | None = None,
 ) -> ClipPlan:
-    """Plan which instants of a video of ``duration`` seconds to sample, following DESIGN.md §6.
+    """Plan which instants of a video of ``duration`` seconds to sample, following docs/design.md, "Clip sampling".
 
     Ask either by ``num_frames`` or by ``fps`` (frames per second of video; ``N = ceil(duration * fps)``) - not both.
     ``N`` is rounded *up* to a multiple of ``clip_len`` and capped at ``max_frames`` (rounded down to a multiple of

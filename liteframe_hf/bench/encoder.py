@@ -1,6 +1,6 @@
 """LiteFrame encoder speed work, before/after: the shipped implementation against a textbook one, same weights.
 
-"textbook" is DESIGN.md section 3 written the obvious way: eager attention (matmul, softmax, matmul), the depth-wise
+"textbook" is docs/design.md's "Architecture" written the obvious way: eager attention (matmul, softmax, matmul), the depth-wise
 temporal conv as `nn.functional.conv1d(groups=D)` on a channels-first (N*L, D, T) copy of every block's tokens,
 and token merging as a strided `conv3d(groups=D)` on a channels-first (N, D, T, H, W) copy. The shipped encoder
 uses SDPA, computes the temporal conv as shifted multiply-adds in the native (N, T, L, D) layout with the residual
