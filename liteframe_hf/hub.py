@@ -143,6 +143,11 @@ COLUMN_TITLES = {
     "paper_tflops": "paper TFLOPs",
     "paper_latency_ms": "paper latency (ms, A100)",
     "accuracy": "accuracy",
+    # `liteframe eval --json` rows
+    "questions": "questions",
+    "accuracy_pct": "accuracy (%)",
+    "ci95_pct": "95 % CI (%)",
+    "chance_pct": "chance (%)",
 }
 NOT_MEASURED = "not measured"
 ACCURACY_KEYS = ("accuracy", "acc", "score")
@@ -172,6 +177,8 @@ def _column_title(key: str) -> str:
         return COLUMN_TITLES[key]
     if key.endswith("_ms"):
         return key[:-3].replace("_", " ") + " (ms)"
+    if key.endswith("_acc_pct"):  # per-category accuracy of `liteframe eval`
+        return key[: -len("_acc_pct")].replace("_", " ") + " (%)"
     return key.replace("_", " ")
 
 
@@ -189,7 +196,9 @@ def _table_from_rows(path: Path, payload: dict, rows: list[dict], kind: str) -> 
     keys = [k for k in keys
             if all(_is_cell(row.get(k)) for row in rows)
             and not (k.startswith("paper_") and all(row.get(k) is None for row in rows))]
-    skip = {"rows", "results", "kind", "title", "configs", "config", "versions", "n-shot", "higher_is_better"}
+    skip = {"rows", "results", "kind", "title", "configs", "config", "versions", "n-shot", "higher_is_better",
+            # `liteframe eval --json`: local paths and long settings stay in the file, not in the card
+            "label", "model_path", "data", "prompt", "latency_protocol"}
     provenance = ", ".join(
         f"{k}: {_format_value(v)}" for k, v in payload.items() if k not in skip and not isinstance(v, (dict, list))
     )
@@ -235,6 +244,8 @@ def load_card_data(paths: Iterable[str | os.PathLike]) -> list[ResultTable]:
       * `{"rows": [{...}, ...], <provenance fields>}` - what `liteframe bench ... --json` writes. Rows with a
         `*_ms` field are latency; rows with an `accuracy` / `*_acc` / `score` field are accuracy.
       * `{"results": {task: {"metric,filter": value}}}` - lmms-eval / lm-evaluation-harness output (accuracy).
+      * `liteframe eval --json` output: its `rows` (one per frame count: accuracy with 95 % CI, chance,
+        per-category accuracy, median latencies per question), with `"kind": "accuracy"`.
     Numbers are copied, never derived; a missing value (null) shows as "not measured".
     """
     tables = []

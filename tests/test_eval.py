@@ -216,6 +216,19 @@ def test_eval_cli_end_to_end_on_real_videos(tiny_model, bench, tmp_path, capsys)
     assert (tmp_path / "run.md").read_text().strip() == stdout.strip()
     assert (tmp_path / "run.png").stat().st_size > 10_000
 
+    # The model card's accuracy table (`liteframe push --card-data run.json`).
+    from liteframe_hf.hub import load_card_data
+
+    (table,) = load_card_data([out])
+    assert table.kind == "accuracy" and table.source == "run.json"
+    assert table.headers[:8] == ["model", "benchmark", "frames", "questions", "accuracy (%)", "95 % CI (%)",
+                                 "chance (%)", "unparseable"]
+    assert "count (%)" in table.headers and "total (ms)" in table.headers
+    point = result["points"][1]
+    assert table.rows[1][2:6] == ["8", "6", f"{100 * point['accuracy']:.2f}",
+                                  f"{100 * point['ci_low']:.1f}-{100 * point['ci_high']:.1f}"]
+    assert "device: cpu" in table.provenance and "split: test" in table.provenance
+
     # Several runs in one figure.
     second = json.loads(out.read_text()) | {"label": "second run"}
     (tmp_path / "second.json").write_text(json.dumps(second))

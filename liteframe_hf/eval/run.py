@@ -323,7 +323,7 @@ def evaluate_model(
         "data": str(manifest.path),
         "split": manifest.split,
         "n": len(questions),
-        "limit": limit,
+        **({"limit": limit} if limit else {}),  # absent: every question of the manifest
         "categories": category_counts(questions),
         "frames": [p["frames"] for p in points],
         "max_new_tokens": max_new_tokens,
@@ -339,7 +339,7 @@ def evaluate_model(
         "transformers": transformers.__version__,
         "liteframe_hf": __version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
+        **({"command": command} if command else {}),  # the shell command, when run from the CLI
         "skipped_rows": manifest.skipped + skipped_at_run,
         "points": points,
         "rows": card_rows(info["label"], manifest.split, points),
