@@ -231,7 +231,10 @@ def build_prompt(method: str, frames: int, visual_tokens: int, processor: LiteFr
         metadata = LiteFrameVideoMetadata(total_num_frames=max(frames, round(video_seconds * VIDEO_FPS)), fps=VIDEO_FPS,
                                           duration=video_seconds, frame_timestamps=[float(t) for t in plan.timestamps],
                                           clip_len=clip_len)
-        video = processor.replace_video_token({"video_num_frames": [frames], "video_metadata": [metadata]}, 0)
+        size = processor.video_processor.size
+        stand_in = torch.zeros(1, 1, 1, 1).expand(frames, 3, size["height"], size["width"])  # shape only, no memory
+        inputs = {"video_num_frames": [frames], "video_metadata": [metadata], "pixel_values_videos": [stand_in]}
+        video = processor.replace_video_token(inputs, 0)
     return text.replace(VIDEO_MARKER, video, 1)
 
 
