@@ -63,7 +63,7 @@ def mcq_prompt(question: str, options: list[str]) -> str:
     return "\n".join(lines + [ANSWER_INSTRUCTION])
 
 
-def _check_row(row, where: str) -> str | None:
+def _check_row(row) -> str | None:
     """The reason a parsed row is not a valid question (None when it is); the video file is checked later."""
     if not isinstance(row, dict):
         return f"a row must be a JSON object, got {type(row).__name__}"
@@ -133,7 +133,7 @@ def load_manifest(path: str | Path, skip_bad: bool = False, check_videos: bool =
                 bad(line, None, f"not valid JSON ({error.msg} at column {error.colno})")
                 continue
             row_id = row.get("id") if isinstance(row, dict) else None
-            reason = _check_row(row, f"{path}:{line}")
+            reason = _check_row(row)
             if reason is None and str(row_id) in seen:
                 reason = f"duplicated id (first used on line {seen[str(row_id)]})"
             if reason is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import shlex
 import statistics
@@ -27,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
@@ -264,6 +265,7 @@ def evaluate_model(
         log(f"skipped {len(manifest.skipped)} bad row(s) of {manifest.path} (--skip-bad); first: {manifest.skipped[0]}")
     model, processor, info = load_model(model_ref, device=device, dtype=dtype, progress=log)
     metric = load_mcq_accuracy()
+    load_start = _load_average()
     clip_len = info["clip_len"]
 
     points, predictions, skipped_at_run = [], [], []
@@ -335,6 +337,8 @@ def evaluate_model(
         "device_name": torch.cuda.get_device_name() if info["device"].startswith("cuda") else platform.processor()
                        or platform.machine(),
         "threads": torch.get_num_threads(),
+        # Other work on the machine slows every stage: the 1-minute load average before and after the run.
+        "load_average": {"start": load_start, "end": _load_average()},
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "liteframe_hf": __version__,
@@ -346,6 +350,13 @@ def evaluate_model(
         "predictions": predictions,
     }
     return result
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # not on every platform
+        return None
 
 
 def card_rows(label: str, split: str, points: list[dict]) -> list[dict]:
@@ -400,6 +411,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
                         help="auto: bfloat16 on CUDA, float32 on the CPU")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice); on a loaded machine 1 avoids the "
+                             "thread oversubscription that can slow an LLM forward down 10x or more")
     parser.add_argument("--warmup", type=int, default=1, help="untimed, unscored questions before each point")
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     parser.add_argument("--skip-bad", action="store_true",
@@ -410,6 +424,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     command = "liteframe " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["eval"] else None
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"liteframe eval: --threads must be positive, got {args.threads}", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
     try:
         result = evaluate_model(args.model, args.data, args.frames, limit=args.limit, device=args.device,
                                 dtype=args.dtype, warmup=args.warmup, max_new_tokens=args.max_new_tokens,
