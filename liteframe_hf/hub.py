@@ -436,6 +436,11 @@ def _load_source(model: Any, processor: Any, vision_only: bool, build_processor:
             return _Source("vision", model=model.vision_tower, processor=video_processor, notes=notes)
         if build_processor and not hasattr(processor, "video_processor"):
             processor = _build_processor(processor, model.config, notes)
+        if hasattr(processor, "bind_model_config"):
+            try:  # a processor saved for another configuration would write the wrong placeholder count
+                processor.bind_model_config(model.config)
+            except ValueError as error:
+                raise HubPublishError(f"the processor does not fit this model: {error}") from error
         return _Source("model", model=model, processor=processor, notes=notes)
     if model_type == "liteframe_vision":
         return _Source("vision", model=model, processor=_video_processor_of(processor, notes), notes=notes)
@@ -617,6 +622,7 @@ ARCH_FIELDS = (
     "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act", "layer_norm_eps",
     "attention_bias", "layer_scale_init_value", "image_size", "patch_size", "num_channels", "clip_len",
     "downsample_layers", "temporal_mixer", "attention_scope", "temporal_kernel_size", "out_hidden_size",
+    "post_layernorm", "output_wap_block", "output_wap_weighting",
 )
 VARIANT_LABELS = {
     "liteframe-b": "LiteFrame-B (DWTempConv, the paper's encoder)",
@@ -625,6 +631,8 @@ VARIANT_LABELS = {
     "spatiotempattn": "SpatioTempAttn (paper ablation)",
     "tempconv": "TempConv (paper ablation)",
     "liteframe-micro": "liteframe-micro (CPU-sized, for a DINOv2-S teacher)",
+    "dinov2-s": "dinov2-s (DINOv2-S/14 per frame, no compression: the micro teacher VLM's tower)",
+    "dinov2-s-wap": "dinov2-s-wap (DINOv2-S/14 per frame + post-hoc WAP (4, 2, 2), training-free)",
     "liteframe-tiny": "liteframe-tiny (test-sized)",
 }
 

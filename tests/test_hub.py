@@ -170,8 +170,9 @@ def test_model_dry_run_loads_without_liteframe_hf(work, tiny_model, tiny_process
         "video-text-to-text": {"impl": "pipeline_liteframe.VideoTextToTextPipeline",
                                "pt": ["AutoModelForImageTextToText"], "type": "multimodal"}}
     assert set(vision_folder.files) == {"config.json", "configuration_liteframe.py", "modeling_liteframe.py",
-                                        "model.safetensors", "video_processing_liteframe.py",
-                                        "video_decoding_liteframe.py", "video_preprocessor_config.json", "README.md"}
+                                        "wap_liteframe.py", "version_liteframe.py", "model.safetensors",
+                                        "video_processing_liteframe.py", "video_decoding_liteframe.py",
+                                        "video_preprocessor_config.json", "README.md"}
 
     result = run_fresh(
         """
