@@ -250,7 +250,9 @@ def test_skip_bad_rows_are_counted_in_the_run(videos, tiny_model, tmp_path, caps
 def test_named_models_resolve_through_micro():
     from liteframe_hf.eval.run import named_models, resolve_model
 
-    assert "liteframe-micro" in named_models()
+    from liteframe_hf.micro import MICRO_MODELS
+
+    assert set(MICRO_MODELS) <= set(named_models()) and "liteframe-micro" in named_models()
     with pytest.raises(ValueError, match="built-in name"):
         resolve_model("no-such-model")
 

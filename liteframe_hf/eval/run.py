@@ -40,27 +40,20 @@ DEFAULT_MAX_NEW_TOKENS = 16  # lmms-eval's Video-MME setting; a letter needs one
 
 
 # ---------------------------------------------------------------------------------------------- model lookup
-def _build_liteframe_micro(progress=print) -> Path:
-    from ..micro import build_micro_model
-
-    return build_micro_model(progress=progress)
-
-
-# Names resolved to a folder built on first use (one row per name; the models themselves are LiteFrame configs).
-NAMED_MODELS: dict[str, Callable[..., Path]] = {
-    "liteframe-micro": _build_liteframe_micro,
-}
+# Extra names resolved to a folder built on first use: name -> callable(progress=...) -> folder. The micro models
+# (`liteframe_hf.micro.MICRO_MODELS`: liteframe-micro, teacher-vlm-micro, its post-hoc WAP variant) are added
+# automatically; they are LiteFrame configurations, so they load and run like any LiteFrame folder.
+NAMED_MODELS: dict[str, Callable[..., Path]] = {}
 
 
 def named_models() -> dict[str, Callable[..., Path]]:
-    """NAMED_MODELS plus whatever `liteframe_hf.micro` can build by name (its `MICRO_MODELS` table, if any)."""
+    """Every built-in name: the micro models, then NAMED_MODELS."""
+    from functools import partial
+
     from .. import micro
 
-    table = dict(NAMED_MODELS)
-    builder = getattr(micro, "build_named_model", None) or getattr(micro, "build_model", None)
-    for name in getattr(micro, "MICRO_MODELS", None) or {}:
-        if name not in table and builder is not None:
-            table[name] = lambda progress=print, _name=name: builder(_name, progress=progress)
+    table = {name: partial(micro.build_micro_model, name=name) for name in micro.MICRO_MODELS}
+    table.update(NAMED_MODELS)
     return table
 
 
