@@ -329,3 +329,37 @@ def test_micro_batch_stream_resumes_at_any_position(videos):
     full = keys(0, 8)  # 3 batches per epoch (5 clips): crosses two epoch boundaries
     assert [e for e, _, _ in full] == [0, 0, 0, 1, 1, 1, 2, 2]
     assert keys(4, 4) == full[4:]
+
+
+class _Keys(torch.utils.data.Dataset):
+    """Samples that are their sampler keys: the data order without decoding anything."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, key):
+        return {"key": key}
+
+
+@pytest.mark.parametrize("process_index", [0, 1])
+def test_resumed_stream_keeps_the_epoch_order_on_every_process(process_index):
+    """With the loader sharded over 2 processes, resuming inside epoch 1 must give epoch 1's keys (offset n),
+    not replay epoch 0's order: set_epoch has to reach the sampler under skip_first_batches' wrapper too."""
+    from accelerate.data_loader import prepare_data_loader
+
+    accelerator, n = Accelerator(cpu=True), 8
+
+    def keys(start, count):
+        loader = prepare_data_loader(make_loader(_Keys(n), 2, None, 0, EpochSampler(n, 0), 0), num_processes=2,
+                                     process_index=process_index, put_on_device=False)
+        stream = micro_batches(accelerator, loader, start)
+        return [(epoch, batch["key"].tolist()) for epoch, batch in (next(stream) for _ in range(count))]
+
+    full = keys(0, 6)  # 8 keys / (2 processes x 2) = 2 batches per process and epoch
+    assert [e for e, _ in full] == [0, 0, 1, 1, 2, 2]
+    assert all(k // n == e for e, batch in full for k in batch)  # keys carry their epoch: epoch * n + i
+    assert keys(3, 3) == full[3:]  # resumed after one batch of epoch 1
+    assert keys(2, 4) == full[2:]  # resumed at an epoch boundary

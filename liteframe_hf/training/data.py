@@ -358,7 +358,8 @@ class VideoConversationDataset(_VideoSampleDataset):
         plan = plan_clip_frames(duration, num_frames=num_frames, clip_len=self.clip_len, max_frames=None,
                                 clip_fps=min(max(fps, 1.0), 4.0))
         pixels, metadata = self.decode(row_index, plan.timestamps)
-        block = self.processor.replace_video_token({"video_num_frames": [num_frames], "video_metadata": [metadata]}, 0)
+        block = self.processor.replace_video_token(
+            {"pixel_values_videos": [pixels], "video_num_frames": [num_frames], "video_metadata": [metadata]}, 0)
         messages = [dict(m, content=m["content"].replace(VIDEO_MARKER, block)) for m in messages]
         input_ids, labels = tokenize_conversation(self.processor.tokenizer, messages, self.processor.chat_template)
         if self.cfg.max_length and len(input_ids) > self.cfg.max_length:

@@ -68,6 +68,15 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
         project_config=ProjectConfiguration(project_dir=cfg.output_dir, logging_dir=os.path.join(cfg.output_dir, "logs")),
     )
     launched = int(os.environ.get("WORLD_SIZE", "1"))
+    for name in ("FSDP", "DEEPSPEED"):
+        asked = os.environ.get(f"ACCELERATE_USE_{name}", "false").lower() == "true"
+        if asked and (accelerator.distributed_type.name != name or accelerator.num_processes != launched):
+            # Accelerate 1.x enables FSDP / DeepSpeed on accelerators only: on the CPU it silently falls back to
+            # DDP (ACCELERATE_USE_CPU=1) or to N unsynchronised single processes.
+            raise RuntimeError(
+                f"the launch asked for {name} on {launched} processes but Accelerate set up {accelerator.num_processes} "
+                f"x {accelerator.distributed_type} on {accelerator.device}: Accelerate runs {name} on GPUs only "
+                f"(training/README.md lists what runs where)")
     if accelerator.num_processes != launched:
         # `accelerate launch --multi_gpu` on a machine without GPUs starts N processes that each train alone on
         # the same output_dir; stop before they overwrite each other.
@@ -83,8 +92,11 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
 def frozen_dtype(accelerator: Accelerator) -> torch.dtype:
     """The dtype frozen weights (CTD teacher, LMA base LLM) are held in: the run's mixed precision, so a 7B LLM
     takes 2 bytes per parameter on each GPU under bf16, fp32 otherwise. Trained weights stay fp32."""
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}.get(accelerator.mixed_precision,
-                                                                                       torch.float32)
+    precision = accelerator.mixed_precision
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:  # DeepSpeed keeps the precision in its own config
+        config = accelerator.state.deepspeed_plugin.deepspeed_config
+        precision = next((k for k in ("bf16", "fp16") if config.get(k, {}).get("enabled") is True), precision)
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}.get(precision, torch.float32)
 
 
 def make_loader(dataset, batch_size: int, collate_fn, num_workers: int, sampler, seed: int):
@@ -269,9 +281,10 @@ def train(
     for step in range(state["step"] + 1, cfg.max_steps + 1):
         with timer("data"):
             batches = [next(stream) for _ in range(accum)]
-            local_items = sum(torch.as_tensor(items(batch)).to(device=device, dtype=torch.long) for _, batch in batches)
-            step_items = StepItems(accelerator, accelerator.reduce(local_items, "sum"))
-        step_loss = torch.zeros((), device=device)
+            batch_items = torch.stack([torch.as_tensor(items(batch)).to(device=device, dtype=torch.long)
+                                       for _, batch in batches])
+            step_items = StepItems(accelerator, accelerator.reduce(batch_items.sum(), "sum"))
+        losses = []
         for epoch, batch in batches:
             with timer("data"):
                 batch = send_to_device(batch, device, non_blocking=True)
@@ -282,11 +295,11 @@ def train(
                         grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-            step_loss += loss.detach()
+            losses.append(loss.detach())
             window["counts"] += counts.to(window["counts"])
-        window["loss"] += step_loss
+        window["loss"] += sum(losses)
         if trace is not None:
-            trace.write(step, epoch, step_loss, local_items, [batch["key"] for _, batch in batches])
+            trace.write(step, epoch, losses, batch_items, [batch["key"] for _, batch in batches])
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
         window["steps"] += 1
@@ -351,8 +364,8 @@ def train(
 
 
 class StepTrace:
-    """``output_dir/trace/rank-<r>.jsonl`` (``--trace_steps``): per optimizer step and process, the sample keys of
-    each micro-batch, the local loss share and item count. Audits the data order and exact resume: the files of a
+    """``output_dir/trace/rank-<r>.jsonl`` (``--trace_steps``): per optimizer step and process, for each micro-batch
+    its sample keys, loss share (its part of the step's per-item mean) and item count. Audits the data order and exact resume: the files of a
     resumed run equal those of an uninterrupted one. Rows past the resumed step (logged by a killed run after
     its last checkpoint) are dropped."""
 
@@ -364,8 +377,9 @@ class StepTrace:
             kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= start_step]
         self.path.write_text("".join(line + "\n" for line in kept))
 
-    def write(self, step: int, epoch: int, loss: torch.Tensor, items: torch.Tensor, keys: list[torch.Tensor]) -> None:
-        row = {"step": step, "epoch": epoch, "loss": repr(loss.item()), "items": int(items),
+    def write(self, step: int, epoch: int, losses: list[torch.Tensor], items: torch.Tensor,
+              keys: list[torch.Tensor]) -> None:
+        row = {"step": step, "epoch": epoch, "loss": [repr(loss.item()) for loss in losses], "items": items.tolist(),
                "keys": [k.tolist() for k in keys]}
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
