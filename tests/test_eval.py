@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from liteframe_hf.modeling.video_processing_liteframe import LiteFrameVideoProce
 from liteframe_hf.testing import tiny_liteframe_config, tiny_tokenizer
 
 VIDEOS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
+LIMIT = 10  # questions of the tiny needle benchmark evaluated end to end
 CATEGORIES = ("identity", "count")
 
 
@@ -71,8 +73,17 @@ def write_manifest(root: Path, rows: list[dict], text_lines: list[str] = ()) -> 
 
 @pytest.fixture(scope="module")
 def bench(videos, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("bench") / "test"
-    return write_manifest(root, make_rows(videos, root))
+    """A tiny needle benchmark built by `liteframe data needle` (3 videos cut from the real clips, real stamps)."""
+    from liteframe_hf.data import needle
+
+    haystacks = tmp_path_factory.mktemp("haystacks")
+    for name, path in videos.items():
+        os.symlink(path, haystacks / name)
+    (haystacks / "scenes.json").write_text(json.dumps(
+        {"bigbuckbunny.mp4": "A cartoon rabbit in a meadow.", "bikes.mp4": "A city street with bicycles.",
+         "carphone_pristine.mp4": "A man talks in a car."}))
+    return needle.build_split("test", tmp_path_factory.mktemp("bench"), seed=3, videos=3, haystacks=haystacks,
+                              workers=2, progress=False)
 
 
 # ------------------------------------------------------------------------------------------- the metric
@@ -171,15 +182,19 @@ def test_cli_stops_on_a_bad_row_naming_it(videos, tiny_model, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------- end to end
-def _check_point(point: dict, predictions: list[dict]) -> None:
+def _check_point(point: dict, predictions: list[dict], manifest_rows: dict[str, dict]) -> None:
     rows = [p for p in predictions if p["frames"] == point["frames"]]
     assert point["n"] == len(rows)
+    for p in rows:  # the scored answer and option count are the manifest's
+        assert p["answer"] == manifest_rows[p["id"]]["answer"]
+        assert p["num_options"] == len(manifest_rows[p["id"]]["options"])
     correct = sum(p["parsed"] == p["answer"] for p in rows)
     assert point["correct"] == correct and point["accuracy"] == pytest.approx(correct / len(rows))
     assert point["unparseable"] == sum(p["parsed"] is None for p in rows)
     assert (point["ci_low"], point["ci_high"]) == pytest.approx(wilson_interval(correct, len(rows)))
-    assert point["chance"] == pytest.approx(0.25)
-    assert point["chance_within_ci"] == (point["ci_low"] <= 0.25 <= point["ci_high"])
+    chance = sum(1 / p["num_options"] for p in rows) / len(rows)
+    assert point["chance"] == pytest.approx(chance)
+    assert point["chance_within_ci"] == (point["ci_low"] <= chance <= point["ci_high"])
     for category, part in point["per_category"].items():
         in_category = [p for p in rows if p["category"] == category]
         assert part["n"] == len(in_category)
@@ -195,7 +210,9 @@ def _check_point(point: dict, predictions: list[dict]) -> None:
 
 def test_eval_cli_end_to_end_on_real_videos(tiny_model, bench, tmp_path, capsys):
     out = tmp_path / "run.json"
+    manifest_rows = [json.loads(line) for line in bench.read_text().splitlines()][:LIMIT]
     code = cli(["eval", str(tiny_model), "--data", str(bench), "--frames", "4", "6", "--json", str(out),
+                "--limit", str(LIMIT),
                 "--markdown", str(tmp_path / "run.md"), "--plot", str(tmp_path / "run.png"), "--warmup", "0",
                 "--max-new-tokens", "4", "--no-progress"])
     stdout = capsys.readouterr().out
@@ -204,13 +221,16 @@ def test_eval_cli_end_to_end_on_real_videos(tiny_model, bench, tmp_path, capsys)
     for key in ("model", "data", "split", "frames", "n", "device", "dtype", "torch", "transformers", "date",
                 "latency_protocol", "points", "predictions", "rows", "categories"):
         assert key in result, key
-    assert result["split"] == "test" and result["n"] == 6 and result["device"] == "cpu" and result["dtype"] == "float32"
-    assert result["categories"] == {"count": 3, "identity": 3}
+    assert result["split"] == "test" and result["n"] == LIMIT and result["limit"] == LIMIT
+    assert result["device"] == "cpu" and result["dtype"] == "float32"
+    assert result["categories"] == dict(sorted(Counter(r["category"] for r in manifest_rows).items()))
+    assert len(result["categories"]) >= 3  # the needle builder's question types
     assert result["frames"] == [4, 8]  # 6 frames is rounded up to whole 4-frame clips
     assert [p["llm_video_tokens"] for p in result["points"]] == [4, 8]  # tiny model: 4 tokens per clip
     for point in result["points"]:
-        _check_point(point, result["predictions"])
-    assert len(result["predictions"]) == 12 and all(p["new_tokens"] <= 4 for p in result["predictions"])
+        _check_point(point, result["predictions"], {r["id"]: r for r in manifest_rows})
+    assert [p["id"] for p in result["predictions"]] == [r["id"] for r in manifest_rows] * 2
+    assert all(p["new_tokens"] <= 4 for p in result["predictions"])
     assert "| accuracy % [95 % CI] |" in stdout
     assert len([line for line in stdout.splitlines() if line.startswith("| ")]) == 3  # header + one row per point
     assert (tmp_path / "run.md").read_text().strip() == stdout.strip()
@@ -225,7 +245,7 @@ def test_eval_cli_end_to_end_on_real_videos(tiny_model, bench, tmp_path, capsys)
                                  "chance (%)", "unparseable"]
     assert "count (%)" in table.headers and "total (ms)" in table.headers
     point = result["points"][1]
-    assert table.rows[1][2:6] == ["8", "6", f"{100 * point['accuracy']:.2f}",
+    assert table.rows[1][2:6] == ["8", str(LIMIT), f"{100 * point['accuracy']:.2f}",
                                   f"{100 * point['ci_low']:.1f}-{100 * point['ci_high']:.1f}"]
     assert "device: cpu" in table.provenance and "split: test" in table.provenance
 
@@ -267,7 +287,8 @@ def test_lmms_task_and_plugin_run_offline(tiny_model, bench, tmp_path):
         "the `liteframe` lmms-eval entry point is not installed: reinstall the package (pip install -e .)"
     tasks = tmp_path / "tasks"
     assert cli(["eval", "lmms-task", "--data", str(bench), "--out", str(tasks)]) == 0
-    assert (tasks / "needle_test.yaml").is_file() and len((tasks / "needle_test.jsonl").read_text().splitlines()) == 6
+    rows = bench.read_text().splitlines()
+    assert (tasks / "needle_test.yaml").is_file() and len((tasks / "needle_test.jsonl").read_text().splitlines()) == len(rows)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_EVALUATE_OFFLINE="1",
                HF_HOME=str(tmp_path / "hf_home"))
     run = subprocess.run(
