@@ -114,6 +114,18 @@ def test_e2e_prompts_are_the_methods_real_layouts(tokenizer):
         prompt_ids("liteframe", 32, 100, processor, QUESTION, 80.0)
 
 
+def test_e2e_tokens_only_counts_the_paper_prompts_without_models(tmp_path):
+    out = tmp_path / "tokens.json"
+    liteframe("bench", "e2e", "--preset", "paper", "--tokens-only", "--video-seconds", "60",
+              "--frames-for", "baseline=32", "liteframe=256", "--methods", "baseline", "liteframe", "--json", str(out))
+    rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["baseline"]["visual_tokens"] == 32 * 256 and rows["liteframe"]["visual_tokens"] == 64 * 64
+    # 64 clips of a 60-s video cost 6-8 header tokens each; the chat template and question fewer than 40
+    assert 64 * 6 <= rows["liteframe"]["text_tokens"] <= 64 * 8 + 40
+    assert rows["baseline"]["text_tokens"] >= 32 * 6  # "FrameN: <img>...</img>" lines
+    assert all(r["prefill_tokens"] == r["text_tokens"] + r["visual_tokens"] for r in rows.values())
+
+
 def test_time_budget_cuts_repeats_of_slow_calls():
     import time
 

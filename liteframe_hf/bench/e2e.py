@@ -103,6 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video-seconds", type=float, default=VIDEO_SECONDS,
                         help="duration of the video whose clip time spans go into the prompts")
     parser.add_argument("--question", default=QUESTION, help="the text question after the video")
+    parser.add_argument("--tokens-only", action="store_true",
+                        help="only build the prompts and print their text / visual token counts (no models, any machine)")
     parser.add_argument("--json", default=None, help="write rows as JSON")
     parser.add_argument("--markdown", default=None, help="write the table as markdown")
     parser.add_argument("--plot", default=None, help="write latency plots (PNG)")
@@ -325,7 +327,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     device, dtype, warmup, repeats = resolve_device(args, cpu_warmup=2, cpu_repeats=5)
     frames_for = frames_per_method(args.methods, args.frames or list(preset.frames), args.frames_for)
     config = build_config(preset, args.text_layers, args.attn)
-    if args.preset == "paper" and device.type == "cpu" and args.text_layers is None:
+    if args.preset == "paper" and device.type == "cpu" and args.text_layers is None and not args.tokens_only:
         raise SystemExit("The paper preset's 7B LLM does not fit a CPU benchmark: use --device cuda, or --text-layers N "
                          "for a smoke test of the code path, or --preset micro.")
     if not args.video_seconds > 0:
@@ -335,6 +337,19 @@ def run(args: argparse.Namespace) -> list[dict]:
         config.text_config.vocab_size = len(tokenizer)
     video_processor = LiteFrameVideoProcessor(size={"height": preset.image_size, "width": preset.image_size})
     processor = LiteFrameProcessor(video_processor, tokenizer, tokens_per_clip=config.tokens_per_clip(preset.image_size))
+    meta = dict(preset=args.preset, image_size=preset.image_size, device=str(device), dtype=str(dtype).replace("torch.", ""),
+                warmup=warmup, repeats=repeats, budget_s=args.budget_s,
+                text_layers=config.text_config.num_hidden_layers, attention=args.attn, tokenizer=tokenizer_name,
+                video_seconds=args.video_seconds, question=args.question)
+    if args.tokens_only:
+        rows = []
+        for method in args.methods:
+            for frames in frames_for[method]:
+                visual = round(tokens_per_frame(method, preset, config) * frames)
+                length = prompt_ids(method, frames, visual, processor, args.question, args.video_seconds).shape[1]
+                rows.append(dict(method=method, frames=frames, text_tokens=length - visual, visual_tokens=visual,
+                                 prefill_tokens=length))
+        return rows, meta
 
     previous_dtype = torch.get_default_dtype()
     torch.set_default_dtype(dtype)  # build directly in the benchmark dtype (no fp32 copy of a 7B model)
@@ -366,10 +381,6 @@ def run(args: argparse.Namespace) -> list[dict]:
                              paper_total_ms=paper[4] if paper else None))
             print(f"  {method:9s} {frames:4d} frames: {result['text_tokens']:5d} text + {result['visual_tokens']:6d} visual "
                   f"tokens  encode {result['encode_ms']:9.1f} ms  prefill {result['prefill_ms']:9.1f} ms", flush=True)
-    meta = dict(preset=args.preset, image_size=preset.image_size, device=str(device), dtype=str(dtype).replace("torch.", ""),
-                warmup=warmup, repeats=repeats, budget_s=args.budget_s,
-                text_layers=config.text_config.num_hidden_layers, attention=args.attn, tokenizer=tokenizer_name,
-                video_seconds=args.video_seconds, question=args.question)
     return rows, meta
 
 
@@ -437,6 +448,17 @@ def timing_text(meta: dict) -> str:
 
 def main(args: argparse.Namespace) -> int:
     rows, meta = run(args)
+    if args.tokens_only:
+        headers = ["method", "frames", "text tokens", "visual tokens", "prefill tokens"]
+        table = markdown_table(headers, [[r[k] for k in ("method", "frames", "text_tokens", "visual_tokens",
+                                                           "prefill_tokens")] for r in rows])
+        text = "\n".join([f"prompt tokens only: {meta['preset']} preset, {meta['tokenizer']} tokenizer, "
+                          f"{meta['video_seconds']:g}-s video, question {meta['question']!r}", "", table])
+        print(text)
+        if args.markdown:
+            Path(args.markdown).write_text(text + "\n")
+        write_json(args.json, {**meta, "rows": rows})
+        return 0
     header = environment_header(torch.device(args.device), preset=meta["preset"], dtype=meta["dtype"], attention=meta["attention"],
                                 timing=timing_text(meta),
                                 llm_layers=meta["text_layers"])
