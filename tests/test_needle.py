@@ -125,21 +125,22 @@ def test_needles_are_in_the_decoded_frames_of_their_interval_only(built, assets)
     for video in sorted({r["video"] for r in rows}):
         recipe = _recipe(manifest, video)
         fps = Fraction(*recipe["fps"])
-        with av.open(str(manifest.parent / video)) as c:
-            frames = [(f.time, f.to_ndarray(format="rgb24").astype(np.float32)) for f in c.decode(video=0)]
+        stamps = []
         for n in recipe["needles"]:
             x, y, w, h = n["box"]
             rgb, alpha = needle._stamp_pixels(assets["stamps"] / n["stamp"], w, h)
             solid = alpha[..., 0] > 0.9
             assert solid.sum() > 50
-            start, end = float(n["start_frame"] / fps), float(n["end_frame"] / fps)
-            inside, outside = [], []
-            for t, img in frames:
-                err = np.abs(img[y:y + h, x:x + w][solid] - rgb[solid]).mean()
-                if start - 0.25 / fps <= t < end - 0.25 / fps:
-                    inside.append(err)
-                else:
-                    outside.append(err)
+            stamps.append((n, rgb[solid], solid, [], []))
+        with av.open(str(manifest.parent / video)) as c:
+            for f in c.decode(video=0):
+                img = f.to_ndarray(format="rgb24")
+                for n, rgb, solid, inside, outside in stamps:
+                    x, y, w, h = n["box"]
+                    err = float(np.abs(img[y:y + h, x:x + w][solid].astype(np.float32) - rgb).mean())
+                    shown = n["start_frame"] / fps - Fraction(1, 4) / fps <= f.time < n["end_frame"] / fps - Fraction(1, 4) / fps
+                    (inside if shown else outside).append(err)
+        for n, _, _, inside, outside in stamps:
             assert len(inside) == n["end_frame"] - n["start_frame"]
             # x264 at crf 26 keeps the stamp within a few grey levels; the footage behind it is far away
             assert max(inside) < 20, (video, n["caption"], max(inside))
@@ -156,13 +157,16 @@ def test_rerun_is_idempotent_and_deterministic(built, haystacks, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in videos} == stamps
     fresh = _build(tmp_path / "again", haystacks)  # from scratch: byte-identical manifest
     assert fresh.read_bytes() == before
-    other = _build(tmp_path / "other", haystacks, seed=4)
-    assert other.read_bytes() != before
+    sources = needle.haystack_sources("test", haystacks)
+    stamps = needle.split_stamps(needle.load_stamps(ensure_assets("stamps")["stamps"]))["seen"]
+    plans = [needle._plan_video("test", 0, seed, needle.SPLIT_SPECS["test"], False, 2, sources, stamps, (426, 240))
+             for seed in (3, 3, 4)]
+    assert plans[0] == plans[1] != plans[2]  # the seed decides
 
 
 def test_stamps_captions_and_seen_unseen_split(assets):
     stamps = needle.load_stamps(assets["stamps"])
-    assert len(stamps) > 600
+    assert len(stamps) > 550
     for s in stamps:  # first line only: translations ("af.utf8=...") never leak in
         assert "=" not in s.caption and s.caption.endswith(".") and "\n" not in s.caption
     pools = needle.split_stamps(stamps)

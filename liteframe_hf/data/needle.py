@@ -42,7 +42,7 @@ __all__ = ["SPLITS", "SCENES", "SplitSpec", "SPLIT_SPECS", "Stamp", "load_stamps
            "build_split", "build", "add_arguments", "main"]
 
 SPLITS = ("train", "val", "test", "test-unseen")
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".mpg", ".mpeg", ".webm", ".m4v")
 QUESTIONS = {
     "identity": "Which of these objects appears in the video?",
@@ -126,18 +126,24 @@ class Stamp:
 
 
 _SENTENCE_BREAK = re.compile(r"[.!?]\s+\S")
+_DETERMINERS = {"A", "An", "The", "Some", "Our", "Two", "Three"}
+_VERBS = {"is", "are", "was", "were", "lets", "carries", "carry", "means", "gets", "has", "have", "can", "will"}
 
 
 def _usable_caption(caption: str) -> bool:
-    """One short declarative sentence ("A red kangaroo."): the first-line captions also hold slogans,
-    several sentences or bare names, which make poor multiple-choice options."""
+    """A noun phrase as one sentence ("A red kangaroo."): it must read well both as an option and inside
+    "When does a red kangaroo appear?". The first lines also hold slogans ("School ahead! Drive slowly!"),
+    several sentences, statements ("A boxcar is used to carry livestock."), names ("Tux Airways.") and bare
+    words ("Plus."), which are left out."""
+    words = caption[:-1].split()
     return (4 <= len(caption) <= 80 and caption.endswith(".") and not caption.endswith("..")
-            and not _SENTENCE_BREAK.search(caption) and (caption[0].isalnum() or caption[0] in "“\""))
+            and not _SENTENCE_BREAK.search(caption) and len(words) >= 2 and words[0] in _DETERMINERS
+            and not _VERBS & set(words))
 
 
 def load_stamps(folder: str | os.PathLike) -> list[Stamp]:
-    """Captioned cut-outs under `folder`: every X.png with alpha and a X.txt beside it whose first line is one
-    sentence ending in a period; tiny icons (longer side < 48 px) are left out. Sorted by relative path."""
+    """Captioned cut-outs under `folder`: every X.png with alpha and a X.txt beside it whose first line is a
+    usable caption (see `_usable_caption`); tiny icons (longer side < 48 px) are left out. Sorted by path."""
     from PIL import Image
 
     folder = Path(folder)
