@@ -1,14 +1,23 @@
-"""`pipeline("video-text-to-text")`: a video (path, bytes, frames) and a question in, the answer out.
+"""`pipeline("video-text-to-text")`: a video and a question in, the answer out.
 
     pipe = pipeline("video-text-to-text", model="path/to/liteframe", trust_remote_code=True)
     pipe("clip.mp4", text="What happens?", num_frames=64, max_new_tokens=64)
-    pipe([{"video": "a.mp4", "text": "..."}, {"video": "b.mp4", "text": "..."}])   # one padded batch
+    pipe(["a.mp4", "b.mp4"], text="What happens?")                                  # two requests
+    pipe([{"video": "a.mp4", "text": "..."}, {"video": "b.mp4", "text": "..."}], batch_size=2)
     pipe([{"role": "user", "content": [{"type": "video", "video": "a.mp4"}, {"type": "text", "text": "..."}]}])
+    pipe("clip.mp4", text="...", do_sample=True, temperature=0.7, num_return_sequences=3, streamer=streamer)
 
-With `return_timings=True` each result carries the stage timings in ms: decode (file -> sampled frames at the
-encoder's size), preprocess (normalisation + prompt + tokenisation), encode (LiteFrame encoder + projector),
-prefill (first LM forward) and generate (the remaining tokens). Pass a transformers streamer through
-`generate_kwargs={"streamer": ...}` to stream tokens.
+A video is any form the processor takes: a path or URL, the file's bytes, an open binary file, an array of
+frames (T, H, W, C), or a list of frames. Requests are decoded, padded and generated `batch_size` at a time
+(default 1), so memory is bounded by one chunk; chunks go through transformers' Pipeline iterator
+(`num_workers` decodes the next chunk while the model runs). Generation arguments (`max_new_tokens`,
+`do_sample`, `temperature`, `top_p`, `num_beams`, `num_return_sequences`, `streamer`, ... - anything
+`generate` / `GenerationConfig` takes) go to `generate`; the others (`num_frames`, `fps`, `size`, ...) to the
+processor. With `num_return_sequences > 1`, `generated_text` is a list.
+
+With `return_timings=True` each result carries the stage timings in ms of its chunk: decode (file -> sampled
+frames at the encoder's size), preprocess (normalisation + prompt + tokenisation), encode (LiteFrame encoder +
+projector), prefill (first LM forward) and generate (the remaining tokens).
 
 This file is Hub remote code: absolute `transformers` imports only.
 """
@@ -17,7 +26,14 @@ import time
 from contextlib import contextmanager
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, Pipeline
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, Pipeline
+
+# Everything `generate` takes besides the model inputs: GenerationConfig fields and generate's own arguments.
+GENERATE_ARGS = frozenset(
+    key for key in GenerationConfig().to_dict() if not key.startswith("_") and key != "transformers_version"
+) | {"streamer", "logits_processor", "stopping_criteria", "prefix_allowed_tokens_fn", "synced_gpus",
+     "assistant_model", "negative_prompt_ids", "negative_prompt_attention_mask", "use_model_defaults",
+     "generation_config"}
 
 
 class _FirstCallClock(LogitsProcessor):
@@ -55,10 +71,43 @@ def _time_method(obj, name: str, timings: dict, key: str):
 
 
 class _Batch:
-    """Several requests processed as one padded batch (one generate call); opaque to Pipeline's own batching."""
+    """A chunk of requests processed as one padded batch (one generate call); opaque to Pipeline's collation."""
 
     def __init__(self, conversations):
         self.conversations = list(conversations)
+
+
+def _is_frame(item) -> bool:
+    if isinstance(item, torch.Tensor) or type(item).__name__ == "ndarray":
+        return item.ndim == 3
+    return hasattr(item, "getbands")  # PIL.Image
+
+
+def _is_chat(item) -> bool:
+    return isinstance(item, (list, tuple)) and bool(item) and isinstance(item[0], dict) and "role" in item[0]
+
+
+def _requests(inputs, text) -> tuple[list, bool]:
+    """(one conversation per request, whether a single request was passed)."""
+    if text is not None:
+        # pipe(video(s), text=question(s)): a list of videos (not one video given as a list of frames) is one
+        # request per video; a list of questions pairs with the videos, or asks each of one video
+        many_videos = isinstance(inputs, (list, tuple)) and bool(inputs) and not all(_is_frame(x) for x in inputs)
+        videos = list(inputs) if many_videos else [inputs]
+        texts = list(text) if isinstance(text, (list, tuple)) else [text]
+        if len(videos) == 1 and len(texts) > 1:
+            videos = videos * len(texts)
+        elif len(texts) == 1:
+            texts = texts * len(videos)
+        if len(texts) != len(videos):
+            raise ValueError(f"got {len(videos)} videos and {len(texts)} questions; pass one question, or one per video")
+        single = not many_videos and not isinstance(text, (list, tuple))
+        return [_as_conversation({"video": v, "text": t}) for v, t in zip(videos, texts)], single
+    if _is_chat(inputs) or isinstance(inputs, dict):
+        return [_as_conversation(inputs)], True
+    if isinstance(inputs, (list, tuple)) and inputs:
+        return [_as_conversation(item) for item in inputs], False
+    return [_as_conversation(inputs)], True
 
 
 def _as_conversation(item) -> list[dict]:
@@ -82,29 +131,35 @@ class VideoTextToTextPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def __call__(self, inputs, text: str | None = None, **kwargs):
-        if text is not None:  # pipe(video, text="question")
-            inputs = {"video": inputs, "text": text}
-        is_chat = isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict) and "role" in inputs[0]
-        if isinstance(inputs, (list, tuple)) and not is_chat:
-            return super().__call__(_Batch(_as_conversation(item) for item in inputs), **kwargs)
-        return super().__call__(_Batch([_as_conversation(inputs)]), **kwargs)[0]
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # the prompt's placeholder count follows this model's config; a processor saved for another one is refused
+        bind = getattr(self.processor, "bind_model_config", None)
+        if bind is not None and getattr(self.model.config, "model_type", None) == "liteframe":
+            bind(self.model.config, source=f"the model's config ({type(self.model).__name__})")
+
+    def __call__(self, inputs, text: str | list[str] | None = None, batch_size: int | None = None,
+                 num_workers: int | None = None, **kwargs):
+        requests, single = _requests(inputs, text)
+        size = int(batch_size or self._batch_size or 1)
+        if size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        chunks = [_Batch(requests[i:i + size]) for i in range(0, len(requests), size)]
+        # a list input runs through Pipeline's iterator, one chunk (already collated) per step
+        outputs = super().__call__(chunks, num_workers=num_workers, batch_size=1, **kwargs)
+        results = [result for chunk in outputs for result in chunk]
+        return results[0] if single else results
 
     def save_pretrained(self, save_directory, **kwargs):
         # Pipeline.save_pretrained records `custom_pipelines` and copies this file, but skips the processor.
         super().save_pretrained(save_directory, **kwargs)
         self.processor.save_pretrained(save_directory)
 
-    def _sanitize_parameters(self, num_frames=None, fps=None, max_new_tokens=None, generate_kwargs=None,
-                             return_timings=None, return_full_text=None, skip_special_tokens=None, **processor_kwargs):
-        preprocess = {"processor_kwargs": dict(processor_kwargs)}
-        if num_frames is not None:
-            preprocess["processor_kwargs"]["num_frames"] = num_frames
-        if fps is not None:
-            preprocess["processor_kwargs"]["fps"] = fps
-        forward = {"generate_kwargs": dict(generate_kwargs or {})}
-        if max_new_tokens is not None:
-            forward["generate_kwargs"]["max_new_tokens"] = max_new_tokens
+    def _sanitize_parameters(self, generate_kwargs=None, return_timings=None, return_full_text=None,
+                             skip_special_tokens=None, **kwargs):
+        # generation arguments go to generate, everything else (num_frames, fps, size, ...) to the processor
+        forward = {"generate_kwargs": {**(generate_kwargs or {}), **{k: v for k, v in kwargs.items() if k in GENERATE_ARGS}}}
+        preprocess = {"processor_kwargs": {k: v for k, v in kwargs.items() if k not in GENERATE_ARGS}}
         postprocess = {"return_timings": bool(return_timings), "return_full_text": bool(return_full_text),
                        "skip_special_tokens": True if skip_special_tokens is None else skip_special_tokens}
         return preprocess, forward, postprocess

@@ -171,6 +171,7 @@ def plan_clip_frames(
     clip_fps: float = CLIP_FPS,
     video_fps: float | None = None,
     total_num_frames: int | None = None,
+    max_fps: float | None = None,
 ) -> ClipPlan:
     """Plan which instants of a video of ``duration`` seconds to sample, following docs/design.md, "Clip sampling".
 
@@ -186,6 +187,10 @@ def plan_clip_frames(
       several planned instants fall on the same frame (repeats).
 
     ``video_fps`` / ``total_num_frames`` (optional) let the planner compute frame indices and flag repeats.
+    ``max_fps`` (optional) makes ``num_frames`` an upper bound: at most ``duration * max_fps`` frames, rounded *down*
+    to whole clips (at least one clip), so that frames are no closer than ``1 / max_fps`` s - the video processor's
+    default sampling (max_fps=4, the top of the training range). A video shorter than one clip at that rate still
+    gets one clip.
     """
     if num_frames is not None and fps is not None:
         raise ValueError(
@@ -221,6 +226,10 @@ def plan_clip_frames(
         if cap < clip_len:
             raise ValueError(f"`max_frames` ({max_frames}) must be at least `clip_len` ({clip_len})")
         n = min(n, cap)
+    if max_fps is not None:
+        if not float(max_fps) > 0:
+            raise ValueError(f"`max_fps` must be > 0, got {max_fps!r}")
+        n = min(n, max(clip_len, int(duration * float(max_fps) + 1e-9) // clip_len * clip_len))
 
     spacing = duration / n
     if duration <= 0:
@@ -1144,6 +1153,7 @@ def load_video_clips(
     video_fps: float | None = None,
     return_tensors: str = "np",
     skip_nonref: bool = True,
+    max_fps: float | None = None,
 ) -> DecodedVideo:
     """Probe ``source``, plan its clips with :func:`plan_clip_frames` and decode them (one open of the file).
 
@@ -1161,7 +1171,7 @@ def load_video_clips(
         if video_fps:
             plan = plan_clip_frames(
                 total / video_fps, num_frames, fps, clip_len=clip_len, max_frames=max_frames, clip_fps=clip_fps,
-                video_fps=video_fps, total_num_frames=total,
+                video_fps=video_fps, total_num_frames=total, max_fps=max_fps,
             )
             result = _decode_array(
                 video, None, plan.frame_indices, size_hw, interpolation_name, video_fps, return_tensors
@@ -1182,7 +1192,8 @@ def load_video_clips(
     try:
         info = _probe(container, stream, name)
         plan = plan_clip_frames(
-            info.duration, num_frames, fps, clip_len=clip_len, max_frames=max_frames, clip_fps=clip_fps
+            info.duration, num_frames, fps, clip_len=clip_len, max_frames=max_frames, clip_fps=clip_fps,
+            max_fps=max_fps,
         )
         result = _decode_container(
             container, stream, info, plan.timestamps, None, size_hw, mode, interpolation_name, threads,

@@ -14,6 +14,17 @@ Frame-count precedence (``num_frames`` vs ``fps``, which are mutually exclusive)
 * ``num_frames`` is rounded up to a multiple of ``clip_len`` and capped at ``max_frames``; ``fps`` asks for
   ``ceil(duration * fps)`` frames, likewise rounded and capped.
 
+Default sampling stays within the training range (clips at 1-4 fps): when neither ``num_frames`` nor ``fps`` is
+given, the default frame count is an upper bound, not a target: a video gets ``min(num_frames, duration * max_fps)`` frames
+(``max_fps`` = 4), rounded down to whole clips. A 40 s video gets the default 32 frames (0.8 fps), a 4 s one 16
+frames (4 fps) instead of 32 (8 fps), a 2 s one 8 frames. Only a video shorter than one clip at 4 fps (1 s) is
+sampled faster: a clip needs 4 frames. An explicit ``num_frames`` or ``fps`` is taken as given.
+
+Input forms (``videos=``, also through ``LiteFrameProcessor`` and its ``apply_chat_template``): a path or URL, the
+file's ``bytes``, an open binary file object, an array / tensor of frames ``(T, H, W, C)`` or ``(T, C, H, W)``, a
+list of frames (PIL images or ``(H, W, C)`` arrays), or a list of those (one entry per video); a 5-D array is a
+batch. Anything else is refused with a message naming the form (``make_video_list``).
+
 Outputs: ``pixel_values_videos`` (B, T, 3, H, W) float, videos shorter than the longest in the batch padded with
 zeros at the end; ``video_num_frames`` (B,) int64, the real frames of each video (a multiple of ``clip_len``); with
 ``return_metadata=True`` also ``video_metadata`` (``LiteFrameVideoMetadata`` per video: ``frames_indices``, actual
@@ -31,7 +42,7 @@ import torch
 from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
-from transformers.video_utils import make_batched_metadata, make_batched_videos
+from transformers.video_utils import make_batched_metadata
 
 from .video_decoding_liteframe import (
     CLIP_FPS,
@@ -46,6 +57,7 @@ from .video_decoding_liteframe import (
     plan_clip_frames,
     probe_video,
 )
+from .version_liteframe import check_transformers_version  # noqa: F401 - importing it checks the version
 
 
 # InternViT-300M (the teacher and the student's initialisation) normalises with the ImageNet statistics.
@@ -66,19 +78,69 @@ class LiteFrameVideoProcessorKwargs(VideosKwargs, total=False):
     decode_mode (`str`, *optional*, defaults to `"exact"`):
         `"exact"` (frames at the planned instants, keyframe-aware seeking) or `"approximate"` (nearest keyframes
         only: much faster on long videos, up to half a GOP off; actual timestamps are reported).
+    max_fps (`float`, *optional*, defaults to 4.0):
+        Highest sampling rate of the *default* frame count (neither `num_frames` nor `fps` given): a video gets at
+        most `ceil(duration * max_fps)` frames (whole clips), so short videos stay within the 1-4 fps the
+        encoder is trained on. `None` turns the bound off. Explicit `num_frames` / `fps` are not bounded.
     """
 
     clip_len: int
     max_frames: int | None
     clip_fps: int | float
     decode_mode: str
+    max_fps: int | float | None
 
 
 def _is_source(video) -> bool:
     """A path, URL, bytes or file object (to be decoded), as opposed to decoded frames."""
-    return isinstance(video, (str, os.PathLike, bytes, bytearray)) or (
+    return isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview)) or (
         hasattr(video, "read") and not isinstance(video, (np.ndarray, torch.Tensor))
     )
+
+
+def _is_frame(item) -> bool:
+    """One decoded frame: a PIL image or a 3-D array / tensor."""
+    if isinstance(item, (np.ndarray, torch.Tensor)):
+        return item.ndim == 3
+    return hasattr(item, "getbands") and hasattr(item, "size")  # PIL.Image without importing PIL
+
+
+_FORMS = (
+    "a path or URL, the file's bytes, an open binary file object, an array of frames (T, H, W, C) or (T, C, H, W), "
+    "a list of frames (PIL images or (H, W, C) arrays), or a list of those, one per video"
+)
+
+
+def make_video_list(videos) -> list:
+    """One entry per video - a source to decode or a 4-D array / tensor of frames - from any documented input form
+    (module docstring). Nested lists (one per chat conversation) are flattened; a list of frames is one video."""
+    if _is_source(videos):
+        return [videos]
+    if isinstance(videos, (np.ndarray, torch.Tensor)):
+        if videos.ndim == 4:
+            return [videos]
+        if videos.ndim == 5:
+            return list(videos)
+        what = "one frame" if videos.ndim == 3 else "not a video"
+        raise ValueError(
+            f"a video given as an array must have 4 dimensions (frames, height, width, channels) or (frames, channels, "
+            f"height, width), or 5 for a batch of videos; got shape {tuple(videos.shape)} ({what}). Pass {_FORMS}."
+        )
+    if isinstance(videos, (list, tuple)):
+        if not videos:
+            raise ValueError(f"got an empty list of videos; pass {_FORMS}")
+        if all(_is_frame(item) for item in videos):  # one video as a list of frames
+            if all(isinstance(item, torch.Tensor) for item in videos):
+                return [torch.stack(list(videos))]
+            frames = [np.asarray(item) for item in videos]
+            if len({f.shape for f in frames}) > 1:
+                raise ValueError(f"the frames of one video have different shapes {sorted({f.shape for f in frames})}")
+            return [np.stack(frames)]
+        out = []
+        for item in videos:
+            out.extend(make_video_list(item))
+        return out
+    raise ValueError(f"unsupported video input of type {type(videos).__name__}; pass {_FORMS}")
 
 
 def _per_frame(metadata, field: str, count: int) -> np.ndarray | None:
@@ -127,6 +189,7 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
     max_frames = MAX_FRAMES
     clip_fps = CLIP_FPS
     decode_mode = "exact"
+    max_fps = MAX_CLIP_FPS  # bound of the default frame count (module docstring)
     return_metadata = False
     valid_kwargs = LiteFrameVideoProcessorKwargs
     model_input_names = ["pixel_values_videos", "video_num_frames"]
@@ -190,7 +253,10 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
         return {"num_frames": self.num_frames, "fps": self.fps}
 
     def preprocess(self, videos, **kwargs: Unpack[LiteFrameVideoProcessorKwargs]) -> BatchFeature:
+        explicit = kwargs.get("num_frames") is not None or kwargs.get("fps") is not None
         kwargs.update(self.resolve_sampling(kwargs.get("num_frames"), kwargs.get("fps")))
+        # the training-range bound applies to the default frame count only; an explicit request is taken as given
+        kwargs["max_fps"] = None if explicit else kwargs.get("max_fps", self.max_fps)
         self._check_clip_settings(
             kwargs.get("clip_len") or self.clip_len,
             kwargs.get("max_frames") or self.max_frames,
@@ -203,30 +269,36 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
     # Sampling and decoding
     # ------------------------------------------------------------------------------------------------------------
 
-    def _sampling_args(self, num_frames=None, fps=None, clip_len=None, max_frames=None, clip_fps=None, **_):
+    def _sampling_args(
+        self, num_frames=None, fps=None, clip_len=None, max_frames=None, clip_fps=None, max_fps=None, **_
+    ):
         resolved = self.resolve_sampling(num_frames, fps)
-        return {
+        args = {
             **resolved,
             "clip_len": int(clip_len or self.clip_len),
             "max_frames": max_frames if max_frames is not None else self.max_frames,
             "clip_fps": float(clip_fps or self.clip_fps),
+            # set for the default frame count only (preprocess): the planner keeps frames >= 1/max_fps s apart
+            "max_fps": float(max_fps) if max_fps and resolved["num_frames"] is not None else None,
         }
+        return args
 
     def sample_frames(
-        self, metadata, num_frames=None, fps=None, clip_len=None, max_frames=None, clip_fps=None, **kwargs
+        self, metadata, num_frames=None, fps=None, clip_len=None, max_frames=None, clip_fps=None, max_fps=None,
+        **kwargs,
     ):
         """Frame indices for already-decoded frames, by `plan_clip_frames` (the one §6 planner).
 
         With a known frame rate (`metadata.fps`) the plan is made in seconds; otherwise the frames are taken as one
         uniform sequence (fewer frames than asked -> repeated indices).
         """
-        args = self._sampling_args(num_frames, fps, clip_len, max_frames, clip_fps)
+        args = self._sampling_args(num_frames, fps, clip_len, max_frames, clip_fps, max_fps)
         total = int(metadata.total_num_frames)
         if metadata.fps:
             plan = plan_clip_frames(
                 total / metadata.fps, args["num_frames"], args["fps"], clip_len=args["clip_len"],
                 max_frames=args["max_frames"], clip_fps=args["clip_fps"], video_fps=metadata.fps,
-                total_num_frames=total,
+                total_num_frames=total, max_fps=args["max_fps"],
             )
             return plan.frame_indices
         if args["fps"] is not None:
@@ -268,7 +340,7 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
                 result = load_video_clips(
                     source, args["num_frames"], args["fps"], clip_len=args["clip_len"],
                     max_frames=args["max_frames"], clip_fps=args["clip_fps"], size=size, mode=mode,
-                    interpolation=resample, return_tensors="pt",
+                    interpolation=resample, return_tensors="pt", max_fps=args["max_fps"],
                 )
         else:
             # a caller-supplied index sampler: give it transformers-style metadata, decode the indices it returns
@@ -284,15 +356,7 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
         return result.frames, result.metadata
 
     def _decode_and_sample_videos(self, videos, video_metadata, do_sample_frames=None, sample_indices_fn=None):
-        if _is_source(videos):
-            videos = [videos]
-        elif isinstance(videos, (list, tuple)) and videos and all(_is_source(v) for v in videos):
-            videos = list(videos)  # (make_batched_videos would drop bytes / file objects)
-        else:
-            videos = make_batched_videos(videos)
-        if videos and isinstance(videos[0], (list, tuple)):
-            # a list of image URLs per video: transformers' own path (no sampling)
-            return super()._decode_and_sample_videos(videos, video_metadata, do_sample_frames, sample_indices_fn)
+        videos = make_video_list(videos)  # (transformers' make_batched_videos drops bytes and file objects)
         params = dict(sample_indices_fn.keywords) if self._is_own_sampler(sample_indices_fn) else {}
         clip_len = int(params.get("clip_len") or self.clip_len)
         if all(_is_source(v) for v in videos):
@@ -409,10 +473,12 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
         return clip_spans(timestamps, clip_len)
 
     def plan(self, duration: float, num_frames=None, fps=None):
-        """The §6 sampling plan this processor would use for a video of `duration` seconds."""
-        args = self._sampling_args(num_frames, fps)
+        """The §6 sampling plan this processor would use for a video of `duration` seconds (with neither
+        `num_frames` nor `fps`: the default count, bounded by `max_fps`)."""
+        default = num_frames is None and fps is None
+        args = self._sampling_args(num_frames, fps, max_fps=self.max_fps if default else None)
         return plan_clip_frames(duration, args["num_frames"], args["fps"], clip_len=args["clip_len"],
-                                max_frames=args["max_frames"], clip_fps=args["clip_fps"])
+                                max_frames=args["max_frames"], clip_fps=args["clip_fps"], max_fps=args["max_fps"])
 
 
-__all__ = ["LiteFrameVideoProcessor", "LiteFrameVideoProcessorKwargs"]
+__all__ = ["LiteFrameVideoProcessor", "LiteFrameVideoProcessorKwargs", "make_video_list"]

@@ -74,8 +74,9 @@ def test_fps_precedence(clips):
     vp = LiteFrameVideoProcessor(size=SMALL)  # instance default num_frames=32
     out = vp(long, fps=0.5, return_tensors="pt")  # explicit fps wins over the default num_frames
     assert out["video_num_frames"].tolist() == [12]  # ceil(20 * 0.5) = 10 -> 12
-    out = vp(short, return_tensors="pt")  # default num_frames
-    assert out["video_num_frames"].tolist() == [32]
+    out = vp(short, return_tensors="pt")  # default num_frames, bounded by max_fps=4: 3 s -> 12 frames, not 32
+    assert out["video_num_frames"].tolist() == [12]
+    assert vp(short, num_frames=32, return_tensors="pt")["video_num_frames"].tolist() == [32]  # explicit: as given
     with pytest.raises(ValueError, match="mutually exclusive"):
         vp(long, fps=1, num_frames=8)
     with pytest.raises(ValueError, match="mutually exclusive"):
