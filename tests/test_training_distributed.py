@@ -25,18 +25,28 @@ import pytest
 from liteframe_hf.training.synthetic import write_synthetic_video_qa, write_synthetic_videos
 
 ROOT = Path(__file__).resolve().parents[1]
-CPU_DDP = ROOT / "training" / "accelerate" / "cpu_ddp.yaml"
+ACCELERATE = ROOT / "training" / "accelerate"
+# How each case is launched: DDP as a user launches it on a CPU machine; FSDP2 (fsdp.yaml) through the test-only
+# shim tests/fsdp_on_cpu.py, since Accelerate enables FSDP on accelerators only.
+LAUNCHES = {
+    "ddp": (["--config_file", str(ACCELERATE / "cpu_ddp.yaml")], [], {"ACCELERATE_USE_CPU": "1"}),
+    "fsdp": (["--config_file", str(ACCELERATE / "fsdp.yaml"), "--num_processes", "2", "--mixed_precision", "no"],
+             [str(ROOT / "tests" / "fsdp_on_cpu.py")], {}),
+}
 
 # Small schedules whose checkpoint falls mid-epoch and between two logging steps:
 # CTD: 6 videos / (2 processes x batch 1) = 3 steps per epoch; checkpoint at 4, logs at 3, 6 and 8.
 # LMA: 8 training records / (2 x batch 1 x accumulation 2) = 2 steps per epoch; checkpoint at 3, logs at 2, 4, 6, 7.
 CASES = {
     "ctd": dict(script="ctd.py", recipe="ctd_tiny.yaml", steps_per_epoch=3, save=4, log=3, max_steps=8,
-                args=["--per_device_batch_size", "1", "--eval_steps", "0"], weights="student/model.safetensors"),
+                args=["--per_device_batch_size", "1", "--eval_steps", "0"], weights="student/model.safetensors",
+                launch="ddp"),
     "lma": dict(script="lma.py", recipe="lma_tiny.yaml", steps_per_epoch=2, save=3, log=2, max_steps=7,
                 args=["--per_device_batch_size", "1", "--gradient_accumulation_steps", "2", "--eval_steps", "0"],
-                weights="adapter/adapter_model.safetensors"),
+                weights="adapter/adapter_model.safetensors", launch="ddp"),
 }
+CASES["ctd-fsdp"] = {**CASES["ctd"], "launch": "fsdp"}
+CASES["lma-fsdp"] = {**CASES["lma"], "launch": "fsdp"}
 TIMING = ("_per_s", "time/")
 
 
@@ -51,21 +61,24 @@ def launch(*flags: str) -> list[str]:
     return [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", *flags]
 
 
-def cpu_env() -> dict:
-    return {**os.environ, "ACCELERATE_USE_CPU": "1"}  # Accelerate's own switch: gloo processes without a GPU
+def cpu_env(kind: str = "ctd") -> dict:
+    # ACCELERATE_USE_CPU: Accelerate's own switch for gloo processes without a GPU.
+    return {**os.environ, **LAUNCHES[CASES[kind]["launch"]][2]}
 
 
 def command(kind: str, data: dict, output_dir: Path, *extra: str) -> list[str]:
     case = CASES[kind]
-    return launch("--config_file", str(CPU_DDP), str(ROOT / "training" / case["script"]),
-                  "--config", str(ROOT / "training" / "configs" / case["recipe"]), "--train_data", data[kind],
+    flags, shim, _ = LAUNCHES[case["launch"]]
+    return launch(*flags, *shim, str(ROOT / "training" / case["script"]),
+                  "--config", str(ROOT / "training" / "configs" / case["recipe"]),
+                  "--train_data", data[kind.split("-")[0]],
                   "--output_dir", str(output_dir), "--max_steps", str(case["max_steps"]),
                   "--save_steps", str(case["save"]), "--logging_steps", str(case["log"]), "--save_total_limit", "none",
                   "--num_workers", "1", "--trace_steps", *case["args"], *extra)
 
 
-def run(cmd: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env or cpu_env())
+def run(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return proc
 
@@ -88,12 +101,12 @@ def test_two_process_sigkill_mid_epoch_then_resume_is_exact(kind, tmp_path, data
     assert save % per_epoch != 0 and save % log != 0  # the checkpoint is mid-epoch and between logging steps
 
     full = tmp_path / "full"
-    run(command(kind, data, full))
+    run(command(kind, data, full), cpu_env(kind))
 
     # SIGKILL the whole launch (launcher, torchrun agent, both ranks) once rank 0 has finished the step after the
     # checkpoint: the ranks run in their own process groups, so each is killed by its id.
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(command(kind, data, killed), cwd=ROOT, env=cpu_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(command(kind, data, killed), cwd=ROOT, env=cpu_env(kind), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 400
     while time.time() < deadline and proc.poll() is None and len(trace(killed, 0)) < save + 1:
@@ -109,7 +122,7 @@ def test_two_process_sigkill_mid_epoch_then_resume_is_exact(kind, tmp_path, data
     assert save < reached < case["max_steps"], f"killed after step {reached}: not mid-run"
     assert not (killed / case["weights"]).exists()
 
-    resumed = run(command(kind, data, killed, "--resume_from_checkpoint", "latest"))
+    resumed = run(command(kind, data, killed, "--resume_from_checkpoint", "latest"), cpu_env(kind))
     assert f"checkpoint-{save} at step {save}" in resumed.stdout
 
     for rank in (0, 1):  # data order, per-step loss share and item count of each process, every step once
@@ -121,11 +134,15 @@ def test_two_process_sigkill_mid_epoch_then_resume_is_exact(kind, tmp_path, data
     assert trace(full, 0)[save]["keys"] != trace(full, 1)[save]["keys"]  # the processes read different samples
     assert metrics(killed) == metrics(full)  # loss, lr, grad norm, counters, eval: bit-identical strings
     assert (killed / case["weights"]).read_bytes() == (full / case["weights"]).read_bytes()
-    last = f"checkpoint-{case['max_steps']}"
-    assert (killed / last / "model.safetensors").read_bytes() == (full / last / "model.safetensors").read_bytes()
     summary = json.loads((killed / "train_summary.json").read_text())
-    assert summary["processes"] == 2 and summary["replicas_in_sync"] is True
-    assert summary["distributed_type"] == "DistributedType.MULTI_CPU" and summary["device"].startswith("cpu")
+    assert summary["processes"] == 2 and summary["device"].startswith("cpu")
+    if case["launch"] == "fsdp":  # sharded: each process holds half of the weights, in FSDP's own checkpoint format
+        assert summary["distributed_type"] == "DistributedType.FSDP" and summary["replicas_in_sync"] is None
+        assert (killed / f"checkpoint-{save}" / "pytorch_model_fsdp_0").is_dir()
+    else:
+        assert summary["distributed_type"] == "DistributedType.MULTI_CPU" and summary["replicas_in_sync"] is True
+        last = f"checkpoint-{case['max_steps']}"
+        assert (killed / last / "model.safetensors").read_bytes() == (full / last / "model.safetensors").read_bytes()
 
 
 def free_port() -> int:
@@ -143,7 +160,7 @@ def test_two_machines_launch_as_one_run(tmp_path, data):
     procs = [subprocess.Popen(launch("--multi_gpu", "--num_machines", "2", "--machine_rank", str(rank),
                                      "--num_processes", "2", "--main_process_ip", "127.0.0.1",
                                      "--main_process_port", str(port), *script),
-                              cwd=ROOT, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              cwd=ROOT, env=cpu_env("ctd"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for rank in (0, 1)]
     logs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(log[-3000:] for log in logs)

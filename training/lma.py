@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from peft import get_peft_model
+from peft import PeftModel, get_peft_model
 
+from liteframe_hf.modeling.modeling_liteframe import LiteFrameForConditionalGeneration
 from liteframe_hf.training.checkpoint import checkpoint_trainable_only, load_checkpoint
 from liteframe_hf.training.config import LMAConfig
 from liteframe_hf.training.data import ConversationCollator, EpochSampler, VideoConversationDataset, VideoTable
@@ -129,16 +130,20 @@ def main(argv: list[str] | None = None) -> dict:
                   counters=("videos", "frames", "answer_tokens", "skipped_videos"), phases=("model",),
                   items=answer_tokens, micro_step=micro_step, evaluate=evaluate, eval_columns=("eval/loss",))
 
-    # --- Adapter (+ merged model).
-    unwrapped = accelerator.unwrap_model(model)
-    unwrapped.save_pretrained(output / "adapter", is_main_process=accelerator.is_main_process,
-                              state_dict=accelerator.get_state_dict(model), save_embedding_layers=False)
+    # --- Adapter (+ merged model). The full state dict is a collective under FSDP; only process 0 writes.
+    state_dict = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.save_pretrained(output / "adapter", state_dict=state_dict, save_embedding_layers=False)
         processor.save_pretrained(output / "adapter")
         if cfg.save_merged:
-            merged = unwrapped.merge_and_unload()
+            # From the saved base + adapter, not the training model (whose weights FSDP holds in shards).
+            base = LiteFrameForConditionalGeneration.from_pretrained(
+                unwrapped.peft_config["default"].base_model_name_or_path, dtype=dtype)
+            merged = PeftModel.from_pretrained(base, output / "adapter").merge_and_unload()
             merged.save_pretrained(output / "merged")
             processor.save_pretrained(output / "merged")
+    accelerator.wait_for_everyone()
     return finish_run(accelerator, output, {**stats, "trainable_parameters": trainable, "frozen_dtype": str(dtype),
                                             "tokens_per_clip": processor.tokens_per_clip})
 
