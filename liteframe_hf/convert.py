@@ -9,12 +9,13 @@ training or inference with `LiteFrameForConditionalGeneration.from_pretrained(ou
 
 What is written:
 * weights: the student tower (`model.vision_tower.*`) from :func:`liteframe_hf.student_init.init_student_from_teacher`,
-  then every projector / LLM / lm_head tensor of the source, renamed to our layout and cast to `dtype`
-  (values otherwise unchanged), in safetensors shards of at most `max_shard_size` with an index;
+  then every projector / LLM / lm_head tensor of the source, renamed to our layout, in the source's dtype
+  unless `dtype` says otherwise (values otherwise unchanged; the summary says which dtype was written and
+  whether anything was cast), in safetensors shards of at most `max_shard_size` with an index;
 * config.json (`LiteFrameConfig`: the student config with `out_hidden_size` = the teacher's width,
   `text_config` copied, `video_token_id` = `image_token_id`, `pixel_shuffle_ratio` = `downsample_ratio`),
   the remote-code files, generation_config.json;
-* the tokenizer and a `LiteFrameProcessor` (tokens_per_clip = `config.tokens_per_clip()`), or the tokenizer
+* the tokenizer and a `LiteFrameProcessor` (placeholders per clip from `config.tokens_per_clip()`), or the tokenizer
   files alone when the processor classes are not available;
 * liteframe_conversion.json: what was done (layer map, head fit quality, source).
 
@@ -358,7 +359,7 @@ def convert_internvl(
     out_dir: str | os.PathLike,
     student_config: str | os.PathLike | dict | LiteFrameVisionConfig | None = None,
     layer_map: str | Sequence[int] | None = None,
-    dtype: str = "bf16",
+    dtype: str = "auto",
     max_shard_size: int | str = "5GB",
     *,
     head_init: str = "lstsq",
@@ -376,7 +377,7 @@ def convert_internvl(
         out_dir: output folder (must be empty or absent unless `overwrite`).
         student_config: see :func:`load_student_config`; `out_hidden_size` is set to the teacher's width.
         layer_map: "even" (default), "first", a list or "0,2,4,..." (see `student_init.resolve_layer_map`).
-        dtype: "bf16" (default), "fp16", "fp32" or "auto" (keep each source tensor's dtype).
+        dtype: "auto" (default: keep each source tensor's dtype), "bf16", "fp16" or "fp32".
         max_shard_size: e.g. "5GB" (transformers' units) or bytes.
         head_init, calibration_clips, num_calibration_clips, calibration_size: the student head's
             initialisation (see `init_student_from_teacher`); calibration clips are normalised with the
@@ -500,7 +501,13 @@ def convert_internvl(
     del student_state, plans
 
     # ---- config, code, generation config, tokenizer / processor
-    config.dtype = out_dtype or _vision_dtype(source, vision_keys)
+    source_dtype = _vision_dtype(source, vision_keys)
+    config.dtype = out_dtype or source_dtype
+    if out_dtype is not None and out_dtype != source_dtype:
+        notes.append(f"weights cast from the source's {str(source_dtype).replace('torch.', '')} to "
+                     f"{str(out_dtype).replace('torch.', '')} (dtype={dtype!r})")
+    else:
+        notes.append(f"weights kept in the source's dtype ({str(source_dtype).replace('torch.', '')})")
     _write_config_and_code(config, out)
     _write_generation_config(source.folder, config, out)
     processor_note = _write_processor(source.folder, config, out, image_mean, image_std, notes)
@@ -644,7 +651,7 @@ def _write_processor(folder: Path, config: LiteFrameConfig, out: Path, image_mea
         notes.append("the source chat template has no video content type: wrote LiteFrame's (ChatML + <video>) instead")
         template = None
     processor = LiteFrameProcessor(video_processor=video_processor, tokenizer=tokenizer, chat_template=template,
-                                   tokens_per_clip=config.tokens_per_clip())
+                                   model_config=config)  # placeholder counts derived from the config at any size
     processor.save_pretrained(out)
     origin = "the source's chat template" if template is not None else "LiteFrame's chat template"
     return f"LiteFrameProcessor (tokens_per_clip={config.tokens_per_clip()}, {size} px, {origin})"
@@ -671,7 +678,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"variant ({', '.join(sorted(VISION_VARIANTS))}) or a .json/.yaml file (default liteframe-b)")
     parser.add_argument("--layer-map", default="even",
                         help="teacher block per student block: 'even' (default), 'first' or e.g. 0,2,4,...")
-    parser.add_argument("--dtype", default="bf16", choices=sorted(DTYPES), help="dtype of the written weights (default bf16)")
+    parser.add_argument("--dtype", default="auto", choices=sorted(DTYPES),
+                        help="dtype of the written weights (default auto: the source's dtype)")
     parser.add_argument("--max-shard-size", default="5GB", help="largest output shard (default 5GB)")
     parser.add_argument("--head-init", default="lstsq", choices=["lstsq", "slice"],
                         help="student head: ridge fit to the teacher's WAP targets (default) or the [I; 0] slice")

@@ -324,3 +324,16 @@ def test_conversion_peak_memory_stays_far_below_the_model_size(tmp_path):
         added = (r["peak_mb"] - r["baseline_mb"]) * mb
         assert added < largest_shard + 3 * largest_tensor, r  # ~ one shard at most, never the model
         assert added < 0.5 * model_bytes, r
+
+
+def test_convert_keeps_the_source_dtype_unless_told_and_says_what_it_wrote(internvl, tmp_path, capsys):
+    src, _ = internvl  # saved in float32
+    args = ["convert", "--internvl", str(src), "--student-config", "liteframe-tiny", "--head-init", "slice", "--quiet"]
+    assert cli_main(args + ["--out", str(tmp_path / "kept")]) == 0
+    out = capsys.readouterr().out
+    assert "GB (float32)" in out and "weights kept in the source's dtype (float32)" in out
+    assert LiteFrameForConditionalGeneration.from_pretrained(tmp_path / "kept", dtype="auto").dtype == torch.float32
+    assert cli_main(args + ["--out", str(tmp_path / "cast"), "--dtype", "bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "GB (bfloat16)" in out and "weights cast from the source's float32 to bfloat16 (dtype='bf16')" in out
+    assert LiteFrameForConditionalGeneration.from_pretrained(tmp_path / "cast", dtype="auto").dtype == torch.bfloat16
