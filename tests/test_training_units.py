@@ -363,3 +363,14 @@ def test_resumed_stream_keeps_the_epoch_order_on_every_process(process_index):
     assert all(k // n == e for e, batch in full for k in batch)  # keys carry their epoch: epoch * n + i
     assert keys(3, 3) == full[3:]  # resumed after one batch of epoch 1
     assert keys(2, 4) == full[2:]  # resumed at an epoch boundary
+
+
+def test_device_and_precision_are_refused_as_recipe_options(tmp_path):
+    """They belong to Accelerate (launch flags, its config file, its environment): a recipe key or script flag
+    would fight the launcher, so both are errors that say where to put them."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("mixed_precision: bf16\n")
+    with pytest.raises(ValueError, match="accelerate launch --mixed_precision bf16"):
+        parse_config(CTDConfig, ["--config", str(recipe), "--train_data", "x"])
+    with pytest.raises(ValueError, match="ACCELERATE_USE_CPU=1"):
+        parse_config(LMAConfig, ["--train_data", "x", "--cpu"])
