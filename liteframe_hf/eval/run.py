@@ -165,12 +165,16 @@ def ask(model, processor, video, prompt: str, num_frames: int | None = None, fps
     chat = [{"role": "user", "content": [{"type": "video", "video": str(video)}, {"type": "text", "text": prompt}]}]
     sampling = {"num_frames": num_frames} if num_frames is not None else {"fps": fps} if fps is not None else {}
     start = time.perf_counter()
+    own = vars(video_processor).get("fetch_videos")  # an instance-level override, if any, is put back after
     video_processor.fetch_videos = timed_fetch
     try:
         inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True,
                                                return_tensors="pt", processor_kwargs=sampling)
     finally:
-        del video_processor.fetch_videos  # back to the class's method
+        if own is None:
+            del video_processor.fetch_videos  # back to the class's method
+        else:
+            video_processor.fetch_videos = own
     inputs.pop("video_metadata", None)
     inputs = inputs.to(device)
     inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(model.dtype)
@@ -327,8 +331,7 @@ def evaluate_model(
                   "\"Answer with the option's letter from the given choices directly.\"",
         "latency_protocol": "per question, batch 1, whole path, no cache; perf_counter per stage"
                             + (" with CUDA sync" if info["device"].startswith("cuda") else ""),
-        "device_name": torch.cuda.get_device_name() if info["device"].startswith("cuda") else platform.processor()
-                       or platform.machine(),
+        "device_name": torch.cuda.get_device_name() if info["device"].startswith("cuda") else _cpu_name(),
         "threads": torch.get_num_threads(),
         # Other work on the machine slows every stage: the 1-minute load average before and after the run.
         "load_average": {"start": load_start, "end": _load_average()},
@@ -343,6 +346,17 @@ def evaluate_model(
         "predictions": predictions,
     }
     return result
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _load_average() -> float | None:
