@@ -29,7 +29,8 @@ test: assets
 # One end of the supported transformers range (setup.py: 5.23 to 5.24.x) on the tests that touch transformers
 # internals: `make test-transformers V=5.24.0`. That release goes into $(VENV)/transformers-$(V) and is put first
 # on PYTHONPATH; the one installed in $(VENV) is left as it is.
-TF_TESTS ?= tests/test_modeling.py tests/test_remote_code.py tests/test_processing.py tests/test_video_processor.py
+TF_TESTS ?= tests/test_modeling.py tests/test_remote_code.py tests/test_processing.py tests/test_video_processor.py \
+            tests/test_user_inputs.py
 test-transformers: assets
 	@test -n "$(V)" || { echo "usage: make test-transformers V=5.24.0"; exit 2; }
 	test -d $(VENV)/transformers-$(V) || \
