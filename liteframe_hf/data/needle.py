@@ -273,8 +273,8 @@ def _decode_source(src: Source, width: int, height: int) -> tuple[np.ndarray, li
             flat = frame.to_ndarray(width=cw, height=ch, format="yuv420p").reshape(-1)
             n_y, n_c = cw * ch, (cw // 2) * (ch // 2)
             y = flat[:n_y].reshape(ch, cw)[y0:y0 + height, x0:x0 + width]
-            u, v = (flat[n_y + i * n_c:n_y + (i + 1) * n_c].reshape(ch // 2, cw // 2)
-                    [y0 // 2:(y0 + height) // 2, x0 // 2:(x0 + width) // 2] for i in (0, 1))
+            u, v = (flat[n_y + k * n_c:n_y + (k + 1) * n_c].reshape(ch // 2, cw // 2)
+                    [y0 // 2:(y0 + height) // 2, x0 // 2:(x0 + width) // 2] for k in (0, 1))
             frames.append(np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(height * 3 // 2, width))
             times.append(frame.time if frame.time is not None else i / float(src.fps))
     if not frames:
