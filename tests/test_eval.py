@@ -137,6 +137,12 @@ def test_prompt_is_the_standard_mcq_prompt():
         "Which of these objects appears first?\nA. A cup.\nB. A bike.\n" + ANSWER_INSTRUCTION
     )
     assert ANSWER_INSTRUCTION == "Answer with the option's letter from the given choices directly."
+    # The lmms-eval task asks exactly the same (its YAML's default pre/post prompts, or none given).
+    from liteframe_hf.eval.lmms_task import doc_to_text
+
+    doc = {"question": "Which of these objects appears first?", "options": ["A cup.", "A bike."]}
+    assert doc_to_text(doc, {"pre_prompt": "", "post_prompt": "\n" + ANSWER_INSTRUCTION}) == mcq_prompt(**doc)
+    assert doc_to_text(doc) == mcq_prompt(**doc)
 
 
 def _bad_manifest(videos, root: Path, case: str) -> tuple[Path, int, str]:
