@@ -110,11 +110,12 @@ def checkpoint_trainable_only(accelerator: Accelerator, model) -> set[str] | Non
     `load_checkpoint`; None under FSDP / DeepSpeed, whose own checkpoint formats are kept whole."""
     if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         return None
-    names = {_bare(name) for name, param in accelerator.unwrap_model(model).named_parameters() if param.requires_grad}
+    bare_model = accelerator.unwrap_model(model)
+    names = {_bare(name) for name, param in bare_model.named_parameters() if param.requires_grad}
 
     def keep_trainable(models, weights, output_dir):
         for i, m in enumerate(models):
-            if m is model:
+            if accelerator.unwrap_model(m) is bare_model:  # Accelerate may list the model with or without DDP around it
                 kept = {k: v for k, v in weights[i].items() if _bare(k) in names}
                 missing = names - {_bare(k) for k in kept}
                 if missing:  # never write a checkpoint that cannot be resumed
