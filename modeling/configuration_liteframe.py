@@ -8,17 +8,12 @@ and CPU-sized models) are data in `VISION_VARIANTS`, not code paths.
 This file is Hub remote code: absolute `transformers` imports only, no import of `liteframe_hf`.
 """
 
-from __future__ import annotations
-
 import math
+from typing import Literal
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
-
-TEMPORAL_MIXERS = ("dwconv", "conv", "attn", "none")
-ATTENTION_SCOPES = ("frame", "clip")
-OUTPUT_WAP_WEIGHTINGS = ("cls_dot", "mean")
 
 # A per-frame DINOv2-S/14 at 224 px: the vision tower of the micro-scale teacher VLM (weights copied exactly
 # from DINOv2, final LayerNorm included, so it sees the features LiteFrame-micro's CTD targets are made of).
@@ -116,21 +111,22 @@ class LiteFrameVisionConfig(PreTrainedConfig):
     hidden_act: str = "gelu"
     layer_norm_eps: float = 1e-6
     attention_bias: bool = True
-    attention_dropout: float = 0.0
+    attention_dropout: float | int = 0.0
     layer_scale_init_value: float = 0.1
     initializer_range: float = 0.02
     image_size: int = 448
     patch_size: int = 14
     num_channels: int = 3
     clip_len: int = 4
-    downsample_layers: dict | None = None
-    temporal_mixer: str = "dwconv"
-    attention_scope: str = "frame"
+    # JSON gives string keys and list values; `__post_init__` turns them back into ints and tuples.
+    downsample_layers: dict[int | str, list[int] | tuple[int, ...]] | None = None
+    temporal_mixer: Literal["dwconv", "conv", "attn", "none"] = "dwconv"
+    attention_scope: Literal["frame", "clip"] = "frame"
     temporal_kernel_size: int = 3
     out_hidden_size: int | None = 1024
     post_layernorm: bool = False
-    output_wap_block: list | tuple | None = None
-    output_wap_weighting: str = "cls_dot"
+    output_wap_block: list[int] | tuple[int, ...] | None = None
+    output_wap_weighting: Literal["cls_dot", "mean"] = "cls_dot"
 
     def __post_init__(self, **kwargs):
         if self.downsample_layers is None:
@@ -159,10 +155,6 @@ class LiteFrameVisionConfig(PreTrainedConfig):
             fail(f"out_hidden_size={self.out_hidden_size} must be positive, or None / 0 for no head.")
         if self.hidden_size % self.num_attention_heads:
             fail(f"hidden_size={self.hidden_size} is not divisible by num_attention_heads={self.num_attention_heads}.")
-        if self.temporal_mixer not in TEMPORAL_MIXERS:
-            fail(f"temporal_mixer={self.temporal_mixer!r}; choose one of {TEMPORAL_MIXERS}.")
-        if self.attention_scope not in ATTENTION_SCOPES:
-            fail(f"attention_scope={self.attention_scope!r}; choose one of {ATTENTION_SCOPES}.")
         if self.temporal_kernel_size % 2 == 0:
             fail(f"temporal_kernel_size={self.temporal_kernel_size} must be odd so the conv keeps the clip length.")
         if self.image_size % self.patch_size:
@@ -182,15 +174,13 @@ class LiteFrameVisionConfig(PreTrainedConfig):
                 f"divisible by the total spatial downsampling {h}x{w}; pick an image_size that is a multiple of "
                 f"{self.patch_size * math.lcm(h, w)}."
             )
-        if self.output_wap_weighting not in OUTPUT_WAP_WEIGHTINGS:
-            fail(f"output_wap_weighting={self.output_wap_weighting!r}; choose one of {OUTPUT_WAP_WEIGHTINGS}.")
         if self.output_wap_block is None:
             if self.output_wap_weighting != "cls_dot":
                 fail(f"output_wap_weighting={self.output_wap_weighting!r} has no effect without output_wap_block; "
                      f"set output_wap_block=(t, h, w) to pool the output, or leave the weighting at its default.")
             return
         block = self.output_wap_block
-        if len(block) != 3 or any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in block):
+        if len(block) != 3 or min(block) < 1:
             fail(f"output_wap_block={block!r} must be three positive ints (t, h, w), e.g. (4, 2, 2).")
         merged = (self.clip_len // t, grid // h, grid // w)
         if any(size % b for size, b in zip(merged, block)):
@@ -305,4 +295,4 @@ class LiteFrameConfig(PreTrainedConfig):
         return t * (h // k) * (w // k)
 
 
-__all__ = ["LiteFrameVisionConfig", "LiteFrameConfig", "VISION_VARIANTS", "OUTPUT_WAP_WEIGHTINGS"]
+__all__ = ["LiteFrameVisionConfig", "LiteFrameConfig", "VISION_VARIANTS"]

@@ -169,7 +169,6 @@ def test_placeholder_mismatch():
         (dict(image_size=440), "not a multiple of patch_size"),
         (dict(image_size=462), "not divisible by the total spatial downsampling"),
         (dict(hidden_size=100), "not divisible by num_attention_heads"),
-        (dict(temporal_mixer="lstm"), "temporal_mixer='lstm'"),
         (dict(downsample_layers={12: (2, 2, 2)}), "downsample layer 12"),
         (dict(clip_len=3), "clip_len=3 is not divisible"),
     ],

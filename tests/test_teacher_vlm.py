@@ -37,7 +37,6 @@ def test_tokens_per_clip(variant, grid, per_clip):
         (dict(output_wap_block=(4, 0, 2)), "must be three positive ints"),
         (dict(output_wap_block=(3, 2, 2)), r"does not tile the encoder's \(T', H', W'\)=\(4, 16, 16\)"),
         (dict(output_wap_block=(4, 3, 3)), "does not tile"),
-        (dict(output_wap_weighting="max", output_wap_block=(4, 2, 2)), "output_wap_weighting='max'"),
         (dict(output_wap_weighting="mean"), "has no effect without output_wap_block"),
         (dict(out_hidden_size=-1), "out_hidden_size=-1"),
         (dict(num_hidden_layers=0), "num_hidden_layers=0"),
