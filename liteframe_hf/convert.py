@@ -19,11 +19,11 @@ What is written:
   files alone when the processor classes are not available;
 * liteframe_conversion.json: what was done (layer map, head fit quality, source).
 
-Memory: the 8B model is never held twice, nor even once. Tensors are read one at a time with plain file
-reads (safetensors' `safe_open` maps whole shards, and the mapped pages it touches count against RSS) and
-written straight into output shards whose headers are planned in advance. Only the InternViT tower (0.3B)
-and the student are in memory as models. Peak RSS is about the tower + the student + the largest single
-tensor (the 1.1 GB embedding of Qwen2.5-7B in bf16).
+Memory: the 8B model is never held whole. Tensors are read one at a time with `safe_open` (reopened per
+tensor, so the mapped pages a read touches are released after it) and written one output shard at a time
+with `save_file`, on the shard plan of `huggingface_hub.split_torch_state_dict_into_shards`. Only the InternViT
+tower (0.3B) and the student are in memory as models. Peak RSS is about the tower + the student + one output
+shard (`--max-shard-size`, 5GB by default; pass a smaller size to convert on a small machine).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from huggingface_hub import split_torch_state_dict_into_shards
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from transformers.modeling_utils import str_to_torch_dtype
 
 from .modeling.configuration_liteframe import VISION_VARIANTS, LiteFrameConfig, LiteFrameVisionConfig
 from .modeling.modeling_liteframe import LiteFrameForConditionalGeneration, LiteFrameVisionModel
@@ -92,54 +95,35 @@ def internvl_to_liteframe_key(name: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------------- safetensors IO
-_ST_TO_TORCH = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-    "U16": torch.uint16, "U32": torch.uint32, "U64": torch.uint64, "BOOL": torch.bool,
-    "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
-}
-_TORCH_TO_ST = {v: k for k, v in _ST_TO_TORCH.items()}
-
-
 class SafetensorsFile:
-    """Reads one tensor at a time from a .safetensors file with seek + readinto (no memory map, so RSS holds
-    only the tensors being used, not the pages of the whole shard)."""
+    """One .safetensors file: names, dtypes and shapes from its header, tensors read one at a time with
+    `safe_open`. The file is opened per read, so the memory map (whose touched pages count against RSS) is
+    dropped after each tensor instead of growing to the whole shard."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        with open(self.path, "rb") as f:
-            raw = f.read(8)
-            if len(raw) != 8:
-                raise ConversionError(f"{self.path} is not a safetensors file (truncated header)")
-            (size,) = struct.unpack("<Q", raw)
-            try:
-                header = json.loads(f.read(size))
-            except ValueError as e:
-                raise ConversionError(f"{self.path} is not a safetensors file (bad header: {e})") from None
-        self._data_start = 8 + size
-        self.metadata = header.pop("__metadata__", None) or {}
-        self.entries = header
+        try:
+            with safe_open(self.path, framework="pt") as f:
+                self.metadata = f.metadata() or {}
+                self.entries = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape())) for k in f.keys()}
+        except SafetensorError as e:
+            raise ConversionError(f"{self.path} is not a readable safetensors file ({e})") from None
 
     def keys(self) -> list[str]:
         return list(self.entries)
 
     def dtype(self, name: str) -> torch.dtype:
-        return _ST_TO_TORCH[self.entries[name]["dtype"]]
+        return str_to_torch_dtype[self.entries[name][0]]
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self.entries[name]["shape"])
-
-    def offset(self, name: str) -> int:
-        return self.entries[name]["data_offsets"][0]
+        return self.entries[name][1]
 
     def read(self, name: str) -> torch.Tensor:
-        begin, end = self.entries[name]["data_offsets"]
-        buffer = torch.empty(end - begin, dtype=torch.uint8)
-        with open(self.path, "rb") as f:
-            f.seek(self._data_start + begin)
-            if f.readinto(memoryview(buffer.numpy())) != end - begin:
-                raise ConversionError(f"{self.path} is truncated: tensor {name!r} is incomplete")
-        return buffer.view(self.dtype(name)).reshape(self.shape(name))
+        try:
+            with safe_open(self.path, framework="pt") as f:
+                return f.get_tensor(name)
+        except SafetensorError as e:
+            raise ConversionError(f"{self.path}: cannot read tensor {name!r} ({e})") from None
 
 
 @dataclass
@@ -151,13 +135,6 @@ class TensorPlan:
     shape: tuple[int, ...]
     load: Callable[[], torch.Tensor]
 
-    @property
-    def nbytes(self) -> int:
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n * torch.empty((), dtype=self.dtype).element_size()
-
 
 def write_safetensors_shards(
     plans: Sequence[TensorPlan],
@@ -165,52 +142,33 @@ def write_safetensors_shards(
     max_shard_size: int | str = "5GB",
     progress: bool = True,
 ) -> dict:
-    """Write tensors into `model-0000i-of-0000N.safetensors` shards (or one `model.safetensors`) plus
-    `model.safetensors.index.json`, streaming: each shard's header is written from the plan, then each tensor
-    is loaded, cast, written and dropped. Returns the index dict."""
-    from transformers.utils.hub import convert_file_size_to_int
-
-    limit = convert_file_size_to_int(max_shard_size) if isinstance(max_shard_size, str) else int(max_shard_size)
-    shards: list[list[TensorPlan]] = [[]]
-    size = 0
-    for plan in plans:  # a tensor larger than the limit gets a shard of its own, as in transformers
-        if shards[-1] and size + plan.nbytes > limit:
-            shards.append([])
-            size = 0
-        shards[-1].append(plan)
-        size += plan.nbytes
+    """Write tensors as `save_pretrained` does: shards planned by `split_torch_state_dict_into_shards` (on meta
+    tensors, so nothing is read to plan), `model.safetensors` or `model-0000i-of-0000N.safetensors` files
+    written by `save_file`, and `model.safetensors.index.json` when sharded. Tensors are loaded and cast one
+    shard at a time, so at most one output shard is in memory. Returns the index dict."""
+    meta = {p.name: torch.empty(p.shape, dtype=p.dtype, device="meta") for p in plans}
+    split = split_torch_state_dict_into_shards(meta, max_shard_size=max_shard_size)
+    by_name = {p.name: p for p in plans}
     out_dir = Path(out_dir)
-    names = (["model.safetensors"] if len(shards) == 1 else
-             [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))])
-    total = sum(p.nbytes for p in plans)
-    bar = _progress_bar(total, "writing shards", progress)
-    weight_map = {}
+    bar = _progress_bar(split.metadata["total_size"], "writing shards", progress)
     try:
-        for filename, shard in zip(names, shards):
-            header, offset = {}, 0
-            for plan in shard:
-                header[plan.name] = {"dtype": _TORCH_TO_ST[plan.dtype], "shape": list(plan.shape),
-                                     "data_offsets": [offset, offset + plan.nbytes]}
-                offset += plan.nbytes
-            header["__metadata__"] = {"format": "pt"}
-            encoded = json.dumps(header, separators=(",", ":")).encode()
-            encoded += b" " * (-len(encoded) % 8)  # data starts 8-byte aligned, as safetensors writes it
-            with open(out_dir / filename, "wb") as f:
-                f.write(struct.pack("<Q", len(encoded)))
-                f.write(encoded)
-                for plan in shard:
-                    tensor = plan.load()
-                    if tuple(tensor.shape) != plan.shape:
-                        raise ConversionError(f"{plan.name}: planned shape {plan.shape}, got {tuple(tensor.shape)}")
-                    data = tensor.to(plan.dtype).contiguous().reshape(-1).view(torch.uint8)
-                    f.write(memoryview(data.numpy()))
-                    del tensor, data
-                    weight_map[plan.name] = filename
-                    bar.update(plan.nbytes)
+        for filename, names in split.filename_to_tensors.items():
+            shard = {}
+            for name in names:
+                plan = by_name[name]
+                tensor = plan.load()
+                if tuple(tensor.shape) != plan.shape:
+                    raise ConversionError(f"{name}: planned shape {plan.shape}, got {tuple(tensor.shape)}")
+                shard[name] = tensor.to(plan.dtype).contiguous()
+            save_file(shard, out_dir / filename, metadata={"format": "pt"})
+            bar.update(sum(t.nbytes for t in shard.values()))
+            del shard
     finally:
         bar.close()
-    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-    if len(shards) > 1:
+    total_parameters = sum(t.numel() for t in meta.values())
+    index = {"metadata": {"total_parameters": total_parameters, **split.metadata},
+             "weight_map": split.tensor_to_filename}
+    if split.is_sharded:
         (out_dir / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return index
 
@@ -439,7 +397,7 @@ def convert_internvl(
 
     # ---- map source tensors to our names, and check them against the model we will load into
     vision_keys, copy_plan, unknown = {}, [], []
-    for key in sorted(source.location, key=lambda k: (source.location[k], source.files[source.location[k]].offset(k))):
+    for key in sorted(source.location, key=lambda k: (source.location[k], k)):
         ours = internvl_to_liteframe_key(key)
         if ours is None:
             unknown.append(key)
