@@ -32,8 +32,6 @@ zeros at the end; ``video_num_frames`` (B,) int64, the real frames of each video
 for the prompt header, e.g. ``12-15s`` (``clip_prompt`` in processing_liteframe.py).
 """
 
-from __future__ import annotations
-
 import functools
 import os
 
