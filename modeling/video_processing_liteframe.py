@@ -1,5 +1,5 @@
 # Copyright 2026 The LiteFrame authors. Licensed under the Apache License, Version 2.0.
-"""LiteFrame's video processor: clip sampling (DESIGN.md §6), fast PyAV decoding, InternViT normalisation.
+"""LiteFrame's video processor: clip sampling (docs/design.md), fast PyAV decoding, InternViT normalisation.
 
 Hub remote code: flat folder, sibling imports only; registers nothing (the package / the lead's ``__init__`` does).
 
@@ -167,7 +167,7 @@ def _decode_size(size, do_resize) -> tuple[int, int] | None:
 
 class LiteFrameVideoProcessor(BaseVideoProcessor):
     r"""
-    Samples LiteFrame's 4-frame clips (DESIGN.md §6) with LiteFrame's own PyAV decoder, resizes to 448x448 (bicubic)
+    Samples LiteFrame's 4-frame clips (docs/design.md) with LiteFrame's own PyAV decoder, resizes to 448x448 (bicubic)
     and normalises with InternViT's ImageNet mean/std. See the module docstring for `num_frames`/`fps` precedence.
     """
 
@@ -285,7 +285,7 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
         self, metadata, num_frames=None, fps=None, clip_len=None, max_frames=None, clip_fps=None, max_fps=None,
         **kwargs,
     ):
-        """Frame indices for already-decoded frames, by `plan_clip_frames` (the one §6 planner).
+        """Frame indices for already-decoded frames, by `plan_clip_frames` (the one clip planner).
 
         With a known frame rate (`metadata.fps`) the plan is made in seconds; otherwise the frames are taken as one
         uniform sequence (fewer frames than asked -> repeated indices).
@@ -315,7 +315,7 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
         )
 
     def fetch_videos(self, video_url_or_urls, sample_indices_fn=None):
-        """Decode paths / URLs / bytes with LiteFrame's PyAV decoder (not torchcodec), following the §6 plan.
+        """Decode paths / URLs / bytes with LiteFrame's PyAV decoder (not torchcodec), following the clip-sampling plan.
 
         Returns (frames, metadata) for one source, or (list of frames, list of metadata) for a list.
         """
@@ -471,7 +471,7 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
         return clip_spans(timestamps, clip_len)
 
     def plan(self, duration: float, num_frames=None, fps=None):
-        """The §6 sampling plan this processor would use for a video of `duration` seconds (with neither
+        """The clip-sampling plan this processor would use for a video of `duration` seconds (with neither
         `num_frames` nor `fps`: the default count, bounded by `max_fps`)."""
         default = num_frames is None and fps is None
         args = self._sampling_args(num_frames, fps, max_fps=self.max_fps if default else None)

@@ -1,4 +1,5 @@
-"""LiteFrameVideoProcessor: §6 sampling through our decoder, num_frames/fps precedence, padding, save/load."""
+"""LiteFrameVideoProcessor: clip sampling (docs/design.md) through our decoder, num_frames/fps precedence, padding,
+save/load."""
 
 from __future__ import annotations
 
