@@ -1,6 +1,6 @@
 """`liteframe eval lmms-task`: an lmms-eval task for a multiple-choice video QA manifest.
 
-    liteframe eval lmms-task --data /work/bench_needle/test/manifest.jsonl --out tasks/   # -> tasks/needle_test.yaml
+    liteframe eval lmms-task --data bench_needle/test/manifest.jsonl --out tasks/   # -> tasks/needle_test.yaml
     python -m lmms_eval --model liteframe --model_args pretrained=DIR,num_frames=64 \\
         --tasks needle_test --include_path tasks/ --output_path results/
 
