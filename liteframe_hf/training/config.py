@@ -169,7 +169,13 @@ class LMAConfig(TrainConfig):
     base_model: str | None = option(None, "a LiteFrameForConditionalGeneration folder (e.g. liteframe-8b converted "
                                           "from InternVL3-8B); replaces vision_model + language_model", "model")
     vision_model: str = option("liteframe-micro", "the encoder: a LiteFrameVisionModel folder (CTD output "
-                                                  "<output_dir>/student) or a variant name (random init)", "model")
+                                                  "<output_dir>/student), a variant name (random init), or "
+                                                  "micro:NAME, a whole micro video LLM from liteframe_hf.micro "
+                                                  "(micro:teacher-vlm-micro: DINOv2-S copied exactly, the seeded "
+                                                  "projector, SmolLM2)", "model")
+    init_projector_from: str | None = option(None, "start the projector from the one in this folder: a PEFT adapter "
+                                                   "(the teacher VLM's LMA adapter/) or a LiteFrame folder (paper: "
+                                                   "LiteFrame's LMA starts from the teacher VLM's projector)", "model")
     language_model: str = option("asset:smollm2", "causal LM folder or Hub id, asset:smollm2, or random:qwen2-tiny",
                                  "model")
     lora_r: int = option(4, "LoRA rank (paper: 4 beat 8 and 16)", "lora")
@@ -185,6 +191,11 @@ class LMAConfig(TrainConfig):
                                                        "messages ({role, content})", "data")
     frame_budgets: list[int] = option([128, 256, 512], "a video's frame count is drawn from these (paper: 128, "
                                                        "256, 512), capped by duration x fps", "data")
+    frame_sampling: str = option("random_fps", "'random_fps': min(budget, duration x fps) frames, fps ~ U[min_fps, "
+                                               "max_fps]; 'processor': exactly the budget, planned as the video "
+                                               "processor plans an explicit num_frames (what `liteframe eval "
+                                               "--frames N` feeds the model)", "data",
+                                 choices=("random_fps", "processor"))
     max_length: int | None = option(None, "drop (counted) samples whose tokens exceed this", "data")
     num_eval_samples: int = option(32, "held-out records scored at each evaluation (answer-token loss)", "logging")
     # --- output
@@ -194,6 +205,9 @@ class LMAConfig(TrainConfig):
         super().validate()
         if not self.frame_budgets or any(n < 1 for n in self.frame_budgets):
             raise ValueError(f"Invalid LMAConfig: frame_budgets must be positive frame counts; got {self.frame_budgets}")
+        if self.frame_sampling not in ("random_fps", "processor"):
+            raise ValueError(f"Invalid LMAConfig: frame_sampling must be 'random_fps' or 'processor'; got "
+                             f"{self.frame_sampling!r}")
 
 
 # ----------------------------------------------------------------------------------------------- parsing

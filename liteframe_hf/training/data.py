@@ -42,6 +42,7 @@ __all__ = [
     "ConversationCollator",
     "SampleRejected",
     "normalize_conversation",
+    "mcq_conversation",
     "tokenize_conversation",
     "sample_clip_timestamps",
 ]
@@ -300,6 +301,22 @@ def normalize_conversation(turns) -> list[dict]:
     return messages
 
 
+MCQ_FIELDS = ("question", "options", "answer")
+
+
+def mcq_conversation(row: dict) -> list[dict]:
+    """A multiple-choice row (a `liteframe data needle` manifest line) as the one-turn chat `liteframe eval` asks:
+    the video, then the standard MCQ prompt (`liteframe_hf.eval.data.mcq_prompt`); the answer letter is the reply."""
+    from ..eval.data import LETTERS, mcq_prompt
+
+    options, answer = row["options"], str(row["answer"]).strip().upper()
+    if not isinstance(options, list) or len(answer) != 1 or answer not in LETTERS[: len(options)]:
+        raise SampleRejected(f"answer {row['answer']!r} is not one of the letters of {len(options)} options")
+    return [{"role": "user", "content": [{"type": "video"},
+                                         {"type": "text", "text": mcq_prompt(row["question"], options)}]},
+            {"role": "assistant", "content": answer}]
+
+
 def tokenize_conversation(tokenizer, messages: list[dict], chat_template: str) -> tuple[list[int], list[int]]:
     """(input_ids, labels) of a rendered conversation; labels are the assistant turns' tokens (answer and end-of-turn),
     IGNORE_INDEX elsewhere. Conversations end at their last assistant turn.
@@ -346,17 +363,30 @@ class VideoConversationDataset(_VideoSampleDataset):
         super().__init__(table, rows, len(rows), seed, fixed, video_processor.size["height"],
                          video_processor.image_mean, video_processor.image_std)
         self.cfg, self.processor, self.clip_len = cfg, processor, int(video_processor.clip_len)
+        self.clip_fps = float(video_processor.clip_fps)
+        columns = table.records.column_names
+        # A table without conversations but with MCQ fields (a needle manifest) trains on the eval's prompt.
+        self.mcq = cfg.conversation_column not in columns and all(f in columns for f in MCQ_FIELDS)
+        if cfg.conversation_column not in columns and not self.mcq:
+            raise KeyError(f"{table.spec}: no {cfg.conversation_column!r} column and no multiple-choice fields "
+                           f"{MCQ_FIELDS} (columns: {columns}); set --conversation_column")
 
     def _make(self, row_index: int, rng: np.random.Generator) -> dict:
         row = self.table.row(row_index)
-        messages = normalize_conversation(row[self.cfg.conversation_column])
+        messages = normalize_conversation(mcq_conversation(row) if self.mcq else row[self.cfg.conversation_column])
         budget = int(rng.choice(self.cfg.frame_budgets))
         fps = float(rng.uniform(self.cfg.min_fps, self.cfg.max_fps))
         duration = self.duration(row_index)
-        wanted = -(-max(1, math.ceil(duration * fps)) // self.clip_len) * self.clip_len
-        num_frames = max(self.clip_len, min(budget - budget % self.clip_len, wanted))
-        plan = plan_clip_frames(duration, num_frames=num_frames, clip_len=self.clip_len, max_frames=None,
-                                clip_fps=min(max(fps, 1.0), 4.0))
+        if self.cfg.frame_sampling == "processor":
+            # As the video processor plans an explicit num_frames (rounded up to whole clips, its clip_fps).
+            num_frames = -(-budget // self.clip_len) * self.clip_len
+            plan = plan_clip_frames(duration, num_frames=num_frames, clip_len=self.clip_len, max_frames=None,
+                                    clip_fps=self.clip_fps)
+        else:
+            wanted = -(-max(1, math.ceil(duration * fps)) // self.clip_len) * self.clip_len
+            num_frames = max(self.clip_len, min(budget - budget % self.clip_len, wanted))
+            plan = plan_clip_frames(duration, num_frames=num_frames, clip_len=self.clip_len, max_frames=None,
+                                    clip_fps=min(max(fps, 1.0), 4.0))
         pixels, metadata = self.decode(row_index, plan.timestamps)
         block = self.processor.replace_video_token(
             {"pixel_values_videos": [pixels], "video_num_frames": [num_frames], "video_metadata": [metadata]}, 0)

@@ -6,6 +6,7 @@ Model specs accepted by the recipes:
   random:dinov2-tiny           tiny random DINOv2 teacher (width 48, patch 7), built on the fly for tests
   random:internvit-300m        random InternViT-300M (the paper's teacher shape), for throughput benchmarks
   random:qwen2-tiny            tiny random Qwen2 LLM with liteframe_hf.testing's word-level tokenizer
+  micro:NAME                   (LMA vision_model) a whole micro video LLM assembled by liteframe_hf.micro
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .config import CTDConfig, LMAConfig
 from .data import resolve_spec
 
 __all__ = ["load_teacher", "student_config", "build_student", "build_lma_model", "lma_lora_config",
-           "check_student_matches_teacher"]
+           "check_student_matches_teacher", "load_projector"]
 
 
 def _seeded(builder, seed: int = 0):
@@ -128,7 +129,40 @@ def _load_language_model(spec: str, dtype: torch.dtype):
     return AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
 
 
+def _micro_name(spec: str) -> str | None:
+    """The `liteframe_hf.micro` model a vision spec stands for: `micro:NAME`, or an encoder variant that only means
+    something with DINOv2-S's weights copied in (`dinov2-s`, `dinov2-s-wap`; a random one would be no teacher)."""
+    from ..micro import MICRO_MODELS
+
+    if spec.startswith("micro:"):
+        name = spec.split(":", 1)[1]
+        if name not in MICRO_MODELS:
+            raise ValueError(f"unknown micro model {name!r} in {spec!r}; choose one of {', '.join(MICRO_MODELS)}")
+        return name
+    copies = {m.vision_variant: m.name for m in MICRO_MODELS.values() if m.encoder_init == "copy"}
+    return copies.get(spec)
+
+
+def _assemble_micro(cfg: LMAConfig, name: str, dtype: torch.dtype):
+    """The micro video LLM `name`, assembled once by `liteframe_hf.micro` (the same weights as `liteframe eval NAME`
+    before training: DINOv2-S copied or clipped, the seeded projector, SmolLM2 with InternVL's tokens)."""
+    from ..micro import IMAGE_SIZE, assemble_micro_model
+
+    if cfg.language_model != "asset:smollm2":
+        raise ValueError(f"vision_model {cfg.vision_model!r} is a whole micro model built on SmolLM2-135M-Instruct; "
+                         f"language_model must be asset:smollm2, got {cfg.language_model!r}")
+    if cfg.image_size not in (None, IMAGE_SIZE):
+        raise ValueError(f"the micro models run at {IMAGE_SIZE} px; got image_size={cfg.image_size}")
+    model, processor, _ = assemble_micro_model(name, progress=lambda *_: None)
+    return model.to(dtype), processor
+
+
 def _load_vision_model(spec: str, image_size: int | None, seed: int) -> LiteFrameVisionModel:
+    name = _micro_name(spec)
+    if name is not None:  # DINOv2-S copied exactly, never a random tower of its shape
+        from ..micro import assemble_micro_model
+
+        return assemble_micro_model(name, progress=lambda *_: None)[0].model.vision_tower
     if spec in VISION_VARIANTS:
         config = LiteFrameVisionConfig.from_variant(spec, **({"image_size": image_size} if image_size else {}))
         return _seeded(lambda: LiteFrameVisionModel(config), seed)
@@ -159,6 +193,9 @@ def build_lma_model(cfg: LMAConfig, dtype: torch.dtype = torch.float32, base: st
                                  f"model makes {model.config.tokens_per_clip(image_size)} at {image_size}px")
             return model, processor
         tokenizer = AutoTokenizer.from_pretrained(path)
+    elif cfg.vision_model.startswith("micro:"):
+        model, processor = _assemble_micro(cfg, _micro_name(cfg.vision_model), dtype)
+        tokenizer = processor.tokenizer
     else:
         tokenizer, llm = _load_language_model(cfg.language_model, dtype)
         missing = [t for t in (CLIP_START, CLIP_END, CLIP_CONTEXT) if t not in tokenizer.get_vocab()]
@@ -173,6 +210,8 @@ def build_lma_model(cfg: LMAConfig, dtype: torch.dtype = torch.float32, base: st
         model.model.language_model.load_state_dict(llm.model.state_dict())
         model.lm_head.load_state_dict(llm.lm_head.state_dict())
         model.to(dtype)
+    if cfg.init_projector_from:
+        load_projector(model, cfg.init_projector_from)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     image_size = cfg.image_size or model.config.vision_config.image_size
@@ -181,6 +220,38 @@ def build_lma_model(cfg: LMAConfig, dtype: torch.dtype = torch.float32, base: st
     processor = LiteFrameProcessor(video_processor=video_processor, tokenizer=tokenizer,
                                    tokens_per_clip=model.config.tokens_per_clip(image_size))
     return model, processor
+
+
+PROJECTOR = "multi_modal_projector."
+
+
+@torch.no_grad()
+def load_projector(model: LiteFrameForConditionalGeneration, folder: str) -> None:
+    """Copy the projector weights saved in `folder` (a PEFT adapter whose modules_to_save hold the projector, or a
+    LiteFrame folder) into `model`. Shapes must match: the teacher VLM and LiteFrame-micro share the projector
+    (pixel shuffle of 384-wide tokens), which is what lets LiteFrame's LMA start from the teacher's."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    files = sorted(Path(resolve_spec(folder)).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"init_projector_from: no .safetensors weights in {folder}")
+    found = {}
+    for file in files:
+        for key, value in load_file(str(file)).items():
+            if PROJECTOR in key:
+                name = key.split(PROJECTOR, 1)[1].replace("modules_to_save.default.", "")
+                found[name] = value
+    if not found:
+        raise ValueError(f"init_projector_from: {folder} holds no projector weights (no '{PROJECTOR}' keys; an "
+                         f"adapter saves them only when trained with train_projector: true)")
+    projector = model.model.multi_modal_projector
+    own = projector.state_dict()
+    bad = sorted(set(own) ^ set(found)) or [k for k in own if own[k].shape != found[k].shape]
+    if bad:
+        raise ValueError(f"init_projector_from: the projector in {folder} does not fit this model ({', '.join(bad)})")
+    projector.load_state_dict({k: v.to(own[k].dtype) for k, v in found.items()})
 
 
 def lma_lora_config(cfg: LMAConfig):
