@@ -28,7 +28,7 @@ assets: $(STAMP)
 	$(BIN)/liteframe assets fetch --only dinov2,smollm2,videos,stamps
 
 test: assets
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=15 tests
 
 # One end of the supported transformers range (setup.py: 5.23 to 5.24.x) on the tests that touch transformers
 # internals: `make test-transformers V=5.24.0`. That release goes into $(VENV)/transformers-$(V) and is put first
