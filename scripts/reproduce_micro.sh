@@ -14,7 +14,8 @@
 #   DOCS          where the tables, JSON and plot go (default docs/reproduce_micro)
 #   NEEDLE_ARGS   extra `liteframe data needle` flags (e.g. --videos 3 --haystacks DIR for a tiny run)
 #   TEACHER_ARGS, CTD_ARGS, LMA_ARGS   extra flags for the three training recipes (e.g. --max_steps 2)
-#   EVAL_ARGS     extra `liteframe eval` flags (e.g. --limit 40)
+#   EVAL_ARGS     extra `liteframe eval` flags (default --limit 14: the 2.5 h plan's subset, the first 14
+#                 questions of each split for every model; EVAL_ARGS= evaluates whole splits)
 #   SPLITS        evaluated splits (default "test test-unseen")
 #   TEACHER_FRAMES, LITEFRAME_FRAMES, CTD_FRAMES   frame counts (defaults: the issue's)
 set -euo pipefail
@@ -25,6 +26,7 @@ RUN=${RUN:-outputs/reproduce_micro}
 BENCH=${BENCH:-$RUN/needle}
 DOCS=${DOCS:-docs/reproduce_micro}
 SPLITS=${SPLITS:-"test test-unseen"}
+EVAL_ARGS=${EVAL_ARGS-"--limit 14"}
 TEACHER_FRAMES=${TEACHER_FRAMES:-"8 16 32 64"}
 LITEFRAME_FRAMES=${LITEFRAME_FRAMES:-"8 16 32 64 128"}
 CTD_FRAMES=${CTD_FRAMES:-"8 64"}
@@ -86,7 +88,7 @@ for split in $SPLITS; do
     # shellcheck disable=SC2086  # frame lists and extra flags are word lists
     stage "eval_${model}_${split}" "$DOCS/eval_${model}_${split}.json" \
       "$PY" -m liteframe_hf.cli eval "$RUN/models/$model" --data "$BENCH/$split/manifest.jsonl" \
-      --frames $frames --json "$DOCS/eval_${model}_${split}.json" --no-progress ${EVAL_ARGS:-}
+      --frames $frames --json "$DOCS/eval_${model}_${split}.json" --no-progress $EVAL_ARGS
   done
 done
 
