@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 STAMP   := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-transformers install assets clean
+.PHONY: demo test test-transformers install assets clean reproduce-micro
 
 # lmms-eval 0.7.3 pins av<16 (we decode with av 18), so it goes in with --no-deps and its dependencies come from
 # the `lmms` extra.
@@ -42,6 +42,11 @@ test-transformers: assets
 	PYTHONPATH=$(abspath $(VENV))/transformers-$(V) HF_HUB_OFFLINE=1 $(BIN)/python -c \
 		"import transformers; assert transformers.__version__ == '$(V)', transformers.__version__"
 	PYTHONPATH=$(abspath $(VENV))/transformers-$(V) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(TF_TESTS)
+
+# Issue 17's chain (data -> teacher VLM -> CTD -> LMA -> eval -> docs/reproduce_micro), resumable: see
+# docs/reproduce_micro.md.
+reproduce-micro: $(STAMP)
+	PY=$(BIN)/python scripts/reproduce_micro.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info
