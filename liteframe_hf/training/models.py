@@ -11,6 +11,8 @@ Model specs accepted by the recipes:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from ..modeling.configuration_liteframe import VISION_VARIANTS, LiteFrameConfig, LiteFrameVisionConfig
@@ -166,7 +168,31 @@ def _load_vision_model(spec: str, image_size: int | None, seed: int) -> LiteFram
     if spec in VISION_VARIANTS:
         config = LiteFrameVisionConfig.from_variant(spec, **({"image_size": image_size} if image_size else {}))
         return _seeded(lambda: LiteFrameVisionModel(config), seed)
-    return LiteFrameVisionModel.from_pretrained(resolve_spec(spec))
+    try:
+        return LiteFrameVisionModel.from_pretrained(resolve_spec(spec))
+    except OSError as err:  # a Hub-shaped id (one '/') that is neither a folder here nor loadable from the Hub
+        raise _missing_vision_model(spec) from err
+
+
+def _missing_vision_model(spec: str) -> FileNotFoundError:
+    return FileNotFoundError(f"the vision model {spec!r} does not exist: run training/ctd.py first (it writes "
+                             f"{spec}), or pass --vision_model liteframe-micro")
+
+
+def check_vision_spec(spec: str) -> None:
+    """Fail fast (before the LLM is loaded) on a vision_model that is a missing local folder: the usual cause is LMA
+    run before CTD, and huggingface_hub would otherwise answer with a bare 'Repo id must be in the form' error."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if spec in VISION_VARIANTS or _micro_name(spec) is not None or spec.startswith("asset:"):
+        return
+    if Path(spec).expanduser().exists():
+        return
+    try:
+        validate_repo_id(spec)
+    except HFValidationError:
+        raise _missing_vision_model(spec) from None
 
 
 def build_lma_model(cfg: LMAConfig, dtype: torch.dtype = torch.float32, base: str | None = None):
@@ -197,6 +223,7 @@ def build_lma_model(cfg: LMAConfig, dtype: torch.dtype = torch.float32, base: st
         model, processor = _assemble_micro(cfg, _micro_name(cfg.vision_model), dtype)
         tokenizer = processor.tokenizer
     else:
+        check_vision_spec(cfg.vision_model)
         tokenizer, llm = _load_language_model(cfg.language_model, dtype)
         missing = [t for t in (CLIP_START, CLIP_END, CLIP_CONTEXT) if t not in tokenizer.get_vocab()]
         if missing:
