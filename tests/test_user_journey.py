@@ -28,3 +28,38 @@ def test_lma_before_ctd_says_to_run_ctd_first(tmp_path, monkeypatch):
     message = str(err.value)
     assert "'outputs/ctd_micro/student' does not exist" in message
     assert "training/ctd.py" in message and "--vision_model liteframe-micro" in message
+
+
+@pytest.fixture(scope="module")
+def qa(tmp_path_factory):
+    from liteframe_hf.training.synthetic import write_synthetic_video_qa
+
+    return str(write_synthetic_video_qa(tmp_path_factory.mktemp("qa"), 6, size=64, num_frames=24))
+
+
+def _tiny_lma(qa: str, out: Path, *extra: str) -> tuple[dict, str]:
+    import contextlib
+    import io
+
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        summary = _script("lma").main(["--config", str(ROOT / "training/configs/lma_tiny.yaml"), "--train_data", qa,
+                                       "--output_dir", str(out), *extra])
+    return summary, log.getvalue()
+
+
+@pytest.fixture(scope="module")
+def lma_run(tmp_path_factory, qa):
+    out = tmp_path_factory.mktemp("lma")
+    summary, log = _tiny_lma(qa, out, "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--save_merged")
+    return out, log
+
+
+def test_lma_log_says_which_rows_are_held_out(lma_run, qa):
+    _, log = lma_run  # lma_tiny holds out num_eval_samples=2 of the 6 rows
+    assert f"training on the first 4 of the 6 rows of {qa}; the last 2 are held out for eval/loss" in log
+
+
+def test_lma_too_few_rows_for_the_held_out_set_is_refused(tmp_path, qa):
+    with pytest.raises(ValueError, match=r"has 6 rows and num_eval_samples is 8: .*--num_eval_samples N with N < 6"):
+        _tiny_lma(qa, tmp_path / "out", "--num_eval_samples", "8")

@@ -60,17 +60,26 @@ def main(argv: list[str] | None = None) -> dict:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     accelerator.print(f"trainable parameters: {trainable / 1e6:.2f}M of {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M")
 
-    # --- Data: held-out records for evaluation (eval_data, else the last num_eval_samples training records).
+    # --- Data: held-out records for evaluation (eval_data, else the last num_eval_samples training records). Too few
+    # rows to hold num_eval_samples out is an error rather than a silently smaller eval set: eval/loss over 1-2 rows
+    # says little, and the user should choose between fewer eval rows and a separate eval manifest.
     table = VideoTable(cfg.train_data, cfg.video_column, cfg.data_split)
     if cfg.eval_data:
         eval_table = VideoTable(cfg.eval_data, cfg.video_column, cfg.data_split)
         train_rows, eval_rows = list(range(len(table))), list(range(min(cfg.num_eval_samples, len(eval_table))))
+        accelerator.print(f"data: training on all {len(table)} rows of {cfg.train_data}; eval/loss on the first "
+                          f"{len(eval_rows)} rows of {cfg.eval_data}")
     else:
         if len(table) <= cfg.num_eval_samples:
-            raise ValueError(f"{cfg.train_data} has {len(table)} records: fewer than num_eval_samples + 1; pass "
-                             f"--eval_data or lower --num_eval_samples")
+            raise ValueError(
+                f"{cfg.train_data} has {len(table)} rows and num_eval_samples is {cfg.num_eval_samples}: without "
+                f"--eval_data, lma.py holds the last num_eval_samples rows out for eval/loss, which would leave no row "
+                f"to train on. Pass --num_eval_samples N with N < {len(table)}, or --eval_data with a separate manifest")
         eval_table, cut = table, len(table) - cfg.num_eval_samples
         train_rows, eval_rows = list(range(cut)), list(range(cut, len(table)))
+        accelerator.print(f"data: training on the first {cut} of the {len(table)} rows of {cfg.train_data}; the last "
+                          f"{cfg.num_eval_samples} are held out for eval/loss (--num_eval_samples; pass --eval_data to "
+                          f"train on every row)")
     train_set = VideoConversationDataset(table, cfg, processor, seed=cfg.seed, fixed=False, rows=train_rows)
     eval_set = VideoConversationDataset(eval_table, cfg, processor, seed=cfg.seed + 1, fixed=True, rows=eval_rows)
     collate = ConversationCollator(tokenizer.pad_token_id)
