@@ -52,6 +52,11 @@ stage() {  # stage NAME DONE_PATH command...: run unless DONE_PATH exists; log t
   echo "$name $((SECONDS - start))" >>"$LOGS/stage_seconds.txt"
 }
 
+resume() {  # resume OUTPUT_DIR: the flag that continues a killed run, only when it left a complete checkpoint
+  # (lma.py / ctd.py refuse 'latest' on a folder without one rather than silently starting over)
+  if ls "$1"/checkpoint-*/trainer_state.json >/dev/null 2>&1; then echo "--resume_from_checkpoint latest"; fi
+}
+
 # 1. Data: the needle benchmark (every split), unless BENCH already holds it.
 stage data "$BENCH/test-unseen/manifest.jsonl" \
   "$PY" -m liteframe_hf.cli data needle --out "$BENCH" ${NEEDLE_ARGS:-}
@@ -61,19 +66,19 @@ TRAIN=(--train_data "$BENCH/train/manifest.jsonl" --eval_data "$BENCH/val/manife
 # 2. The teacher VLM: LMA of teacher-vlm-micro (projector + LoRA) on the train questions.
 stage teacher_vlm "$RUN/teacher_vlm/train_summary.json" \
   "$PY" training/lma.py --config training/configs/lma_teacher_micro.yaml --output_dir "$RUN/teacher_vlm" \
-  "${TRAIN[@]}" --resume_from_checkpoint latest ${TEACHER_ARGS:-}
+  "${TRAIN[@]}" $(resume "$RUN/teacher_vlm") ${TEACHER_ARGS:-}
 
 # 3. CTD: liteframe-micro from DINOv2-S on the train videos (val videos held out).
 stage ctd "$RUN/ctd/train_summary.json" \
   "$PY" training/ctd.py --config training/configs/ctd_needle_micro.yaml --output_dir "$RUN/ctd" \
   --train_data "$BENCH/train/videos" --eval_data "$BENCH/val/videos" --target_cache "$RUN/ctd/target_cache" \
-  --resume_from_checkpoint latest ${CTD_ARGS:-}
+  $(resume "$RUN/ctd") ${CTD_ARGS:-}
 
 # 4. LiteFrame LMA: the CTD encoder, the teacher VLM's projector as the start, LoRA, 8x the teacher's frames.
 stage liteframe_lma "$RUN/liteframe_lma/train_summary.json" \
   "$PY" training/lma.py --config training/configs/lma_liteframe_micro.yaml --output_dir "$RUN/liteframe_lma" \
   "${TRAIN[@]}" --vision_model "$RUN/ctd/student" --init_projector_from "$RUN/teacher_vlm/adapter" \
-  --resume_from_checkpoint latest ${LMA_ARGS:-}
+  $(resume "$RUN/liteframe_lma") ${LMA_ARGS:-}
 
 # 5. The evaluated models as LiteFrame folders.
 stage models "$RUN/models/liteframe-micro/reproduce_micro.json" \

@@ -289,7 +289,12 @@ def test_latest_checkpoint_ignores_incomplete_folders(tmp_path):
             (folder / STATE_FILE).write_text(json.dumps({"step": step}))
     assert [s for s, _ in list_checkpoints(tmp_path)] == [2, 4]
     assert resolve_checkpoint(tmp_path, "latest") == tmp_path / "checkpoint-4"
-    assert resolve_checkpoint(tmp_path / "empty", "latest") is None and resolve_checkpoint(tmp_path, None) is None
+    assert resolve_checkpoint(tmp_path, None) is None
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint-\* under .*empty; drop --resume_from_checkpoint"):
+        resolve_checkpoint(tmp_path / "empty", "latest")
+    (tmp_path / "killed" / "checkpoint-2").mkdir(parents=True)  # killed while writing its first checkpoint
+    with pytest.raises(FileNotFoundError, match="only incomplete ones.*checkpoint-2"):
+        resolve_checkpoint(tmp_path / "killed", "latest")
     with pytest.raises(FileNotFoundError, match="not a complete"):
         resolve_checkpoint(tmp_path, str(tmp_path / "checkpoint-6"))
 

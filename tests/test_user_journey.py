@@ -63,3 +63,17 @@ def test_lma_log_says_which_rows_are_held_out(lma_run, qa):
 def test_lma_too_few_rows_for_the_held_out_set_is_refused(tmp_path, qa):
     with pytest.raises(ValueError, match=r"has 6 rows and num_eval_samples is 8: .*--num_eval_samples N with N < 6"):
         _tiny_lma(qa, tmp_path / "out", "--num_eval_samples", "8")
+
+
+def test_resume_latest_on_an_empty_or_mistyped_output_dir_is_refused(tmp_path, qa):
+    # A typo in --output_dir used to start a new run whose config.yaml said it was resumed.
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint-\* under .*typo; drop --resume_from_checkpoint"):
+        _tiny_lma(qa, tmp_path / "typo", "--resume_from_checkpoint", "latest")
+    assert not (tmp_path / "typo" / "config.yaml").exists()
+
+
+def test_resume_latest_continues_a_run(tmp_path, lma_run, qa):
+    out, _ = lma_run  # its checkpoint-2 is complete: 'latest' finds it and the run goes on to step 3
+    summary, log = _tiny_lma(qa, out, "--max_steps", "3", "--eval_steps", "2", "--save_steps", "2",
+                             "--resume_from_checkpoint", "latest")
+    assert "resumed from" in log and "checkpoint-2" in log

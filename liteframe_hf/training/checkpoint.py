@@ -43,13 +43,21 @@ def list_checkpoints(output_dir: str | Path, complete_only: bool = True) -> list
 def resolve_checkpoint(output_dir: str | Path, value: str | None) -> Path | None:
     """`--resume_from_checkpoint` -> a checkpoint folder, or None to start from scratch.
 
-    'latest' with no complete checkpoint starts from scratch (so a preemptible job can always pass it).
+    'latest' with no complete checkpoint is refused: an empty or mistyped output_dir would otherwise start a new run
+    that its config.yaml records as resumed. A job that may or may not be a restart passes the flag only when
+    `list_checkpoints(output_dir)` is non-empty (scripts/reproduce_micro.sh does).
     """
     if not value:
         return None
     if value == "latest":
         found = list_checkpoints(output_dir)
-        return found[-1][1] if found else None
+        if not found:
+            incomplete = list_checkpoints(output_dir, complete_only=False)
+            detail = (f" (only incomplete ones, without {STATE_FILE}: {', '.join(p.name for _, p in incomplete)})"
+                      if incomplete else "")
+            raise FileNotFoundError(f"no checkpoint-* under {output_dir}{detail}; drop --resume_from_checkpoint to "
+                                    f"start a new run")
+        return found[-1][1]
     path = Path(value)
     if not (path / STATE_FILE).is_file():
         raise FileNotFoundError(
