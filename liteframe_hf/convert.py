@@ -469,6 +469,9 @@ def convert_internvl(
     _write_config_and_code(config, out)
     _write_generation_config(source.folder, config, out)
     processor_note = _write_processor(source.folder, config, out, image_mean, image_std, notes)
+    from .hub import write_pipeline_entry
+
+    write_pipeline_entry(out, notes)  # the same auto_map + video-text-to-text entry a pushed folder carries
     report = ConversionReport(
         out_dir=str(out),
         source=str(source.folder),

@@ -61,6 +61,7 @@ __all__ = [
     "prepare_hub_folder",
     "validate_hub_folder",
     "push_to_hub",
+    "write_pipeline_entry",
     "render_model_card",
     "load_card_data",
     "format_file_list",
@@ -532,32 +533,61 @@ def _write_model(source: _Source, out: Path, max_shard_size: str | int, notes: l
             "(AutoProcessor and the video-text-to-text pipeline will not work); pass processor=/--processor DIR."
         )
 
-    has_processor = processor is not None and "AutoProcessor" in auto_map
-    config.pop("custom_pipelines", None)
-    if source.kind == "model":
-        pipeline_module = _optional_modeling_module(PIPELINE_MODULE)
-        if pipeline_module is None:
-            notes.append(
-                f"custom `{PIPELINE_TASK}` pipeline not included: this liteframe-hf install has no "
-                f"modeling/{PIPELINE_MODULE}.py (the card shows the model used directly)."
-            )
-        elif not has_processor:
-            notes.append(
-                f"custom `{PIPELINE_TASK}` pipeline not included: it needs the LiteFrame processor, which is not published."
-            )
-        else:
-            pipeline_class = getattr(pipeline_module, PIPELINE_CLASS)
-            custom_object_save(pipeline_class, out)
-            config["custom_pipelines"] = {
-                PIPELINE_TASK: {
-                    "impl": f"{PIPELINE_MODULE}.{PIPELINE_CLASS}",
-                    # An Auto class name: transformers resolves `pt` with getattr(transformers, name).
-                    "pt": ["AutoModelForImageTextToText"],
-                    "type": "multimodal",
-                }
-            }
     config["auto_map"] = auto_map
     _write_json(out / "config.json", config)
+    if source.kind == "model":
+        write_pipeline_entry(out, notes)
+
+
+# Processor files whose auto_map entries AutoProcessor / AutoVideoProcessor also look up in config.json.
+_PROCESSOR_FILES = ("processor_config.json", "video_preprocessor_config.json", "preprocessor_config.json")
+
+
+def write_pipeline_entry(folder: str | os.PathLike, notes: list[str] | None = None) -> bool:
+    """Make a saved LiteFrame video LLM folder work with plain transformers and trust_remote_code, including
+    `pipeline("video-text-to-text", model=folder, trust_remote_code=True)`.
+
+    The one writer of config.json's `custom_pipelines` entry (and the processor keys of its auto_map), used by every
+    script that saves a full model: `liteframe push`/`prepare_hub_folder`, lma.py's merged/, `liteframe convert` and
+    the reproduce_micro model folders. Expects `save_pretrained` of the model and processor already in `folder` (with
+    the LiteFrame classes marked as remote code, as `import liteframe_hf` does). Returns whether the entry was written;
+    why not goes to `notes`."""
+    folder = Path(folder)
+    notes = notes if notes is not None else []
+    config = _read_json(folder / "config.json")
+    auto_map = dict(config.get("auto_map") or {})
+    for name in _PROCESSOR_FILES:
+        if (folder / name).is_file():
+            for key, ref in (_read_json(folder / name).get("auto_map") or {}).items():
+                if key in ("AutoProcessor", "AutoVideoProcessor") and isinstance(ref, str) \
+                        and (folder / f"{ref.split('.')[0]}.py").is_file():
+                    auto_map.setdefault(key, ref)
+    config.pop("custom_pipelines", None)
+    written = False
+    pipeline_module = _optional_modeling_module(PIPELINE_MODULE)
+    if pipeline_module is None:
+        notes.append(
+            f"custom `{PIPELINE_TASK}` pipeline not included: this liteframe-hf install has no "
+            f"modeling/{PIPELINE_MODULE}.py (the card shows the model used directly)."
+        )
+    elif "AutoProcessor" not in auto_map:
+        notes.append(
+            f"custom `{PIPELINE_TASK}` pipeline not included: it needs the LiteFrame processor, which is not published."
+        )
+    else:
+        custom_object_save(getattr(pipeline_module, PIPELINE_CLASS), folder)
+        config["custom_pipelines"] = {
+            PIPELINE_TASK: {
+                "impl": f"{PIPELINE_MODULE}.{PIPELINE_CLASS}",
+                # An Auto class name: transformers resolves `pt` with getattr(transformers, name).
+                "pt": ["AutoModelForImageTextToText"],
+                "type": "multimodal",
+            }
+        }
+        written = True
+    config["auto_map"] = auto_map
+    _write_json(folder / "config.json", config)
+    return written
 
 
 def _looks_local(name: str) -> bool:

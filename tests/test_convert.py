@@ -77,6 +77,18 @@ def converted(internvl, tmp_path_factory):
     return out, report
 
 
+def test_converted_folder_carries_the_published_auto_map_and_pipeline_entry(converted):
+    # The same entries `liteframe push` writes, so `pipeline("video-text-to-text", model=out, trust_remote_code=True)`
+    # works on a converted folder with plain transformers.
+    out, _ = converted
+    config = json.loads((out / "config.json").read_text())
+    assert config["custom_pipelines"] == {"video-text-to-text": {"impl": "pipeline_liteframe.VideoTextToTextPipeline",
+                                                                 "pt": ["AutoModelForImageTextToText"],
+                                                                 "type": "multimodal"}}
+    assert config["auto_map"]["AutoProcessor"] == "processing_liteframe.LiteFrameProcessor"
+    assert (out / "pipeline_liteframe.py").is_file() and (out / "processing_liteframe.py").is_file()
+
+
 def test_converted_checkpoint_loads_with_no_missing_or_unexpected_keys(internvl, converted):
     src, source = internvl
     out, report = converted

@@ -77,3 +77,34 @@ def test_resume_latest_continues_a_run(tmp_path, lma_run, qa):
     summary, log = _tiny_lma(qa, out, "--max_steps", "3", "--eval_steps", "2", "--save_steps", "2",
                              "--resume_from_checkpoint", "latest")
     assert "resumed from" in log and "checkpoint-2" in log
+
+
+FRESH_PIPELINE = '''
+import sys
+sys.modules["liteframe_hf"] = None  # plain transformers + the folder's remote code, as on a user's machine
+import transformers
+folder, video = sys.argv[1], sys.argv[2]
+pipe = transformers.pipeline("video-text-to-text", model=folder, trust_remote_code=True)
+assert type(pipe.model).__module__.startswith("transformers_modules"), type(pipe.model).__module__
+print("ANSWER", type(pipe).__name__, repr(pipe(video, text="what happens ?", max_new_tokens=3)))
+'''
+
+
+def test_merged_folder_works_with_the_plain_transformers_pipeline(lma_run, qa, tmp_path):
+    # merged/ carries the same auto_map and custom_pipelines entry as a pushed folder (one writer for both).
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out, _ = lma_run
+    config = json.loads((out / "merged" / "config.json").read_text())
+    assert config["custom_pipelines"]["video-text-to-text"]["impl"] == "pipeline_liteframe.VideoTextToTextPipeline"
+    assert config["auto_map"]["AutoProcessor"] == "processing_liteframe.LiteFrameProcessor"
+    assert (out / "merged" / "pipeline_liteframe.py").is_file()
+    video = next(Path(qa).parent.rglob("*.mp4"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run([sys.executable, "-c", FRESH_PIPELINE, str(out / "merged"), str(video)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "ANSWER VideoTextToTextPipeline {'generated_text':" in result.stdout

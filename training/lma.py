@@ -12,7 +12,8 @@ projector -> LLM with LoRA (r=4, alpha=8, dropout 0.05 on its linear layers) -> 
 Writes to output_dir: checkpoint-<step>/ (trainable weights + optimizer/scheduler/RNG + trainer_state.json),
 metrics.csv, logs/, config.yaml, base/ (the assembled base model, when not given as base_model), adapter/ (PEFT
 adapter + processor; `AutoModelForImageTextToText.from_pretrained(adapter)` loads base + adapter), merged/ (with
---save_merged; a plain LiteFrame checkpoint + processor), train_summary.json.
+--save_merged; a plain LiteFrame checkpoint + processor with the auto_map and video-text-to-text pipeline entry of a
+pushed folder: loads with plain transformers and trust_remote_code), train_summary.json.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from peft import PeftModel, get_peft_model
 
+from liteframe_hf.hub import write_pipeline_entry
 from liteframe_hf.modeling.modeling_liteframe import LiteFrameForConditionalGeneration
 from liteframe_hf.training.checkpoint import checkpoint_trainable_only, load_checkpoint
 from liteframe_hf.training.config import LMAConfig
@@ -152,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
             merged = PeftModel.from_pretrained(base, output / "adapter").merge_and_unload()
             merged.save_pretrained(output / "merged")
             processor.save_pretrained(output / "merged")
+            write_pipeline_entry(output / "merged")  # the same auto_map + pipeline entry `liteframe push` writes
     accelerator.wait_for_everyone()
     return finish_run(accelerator, output, {**stats, "trainable_parameters": trainable, "frozen_dtype": str(dtype),
                                             "tokens_per_clip": processor.tokens_per_clip})

@@ -34,6 +34,9 @@ def _save(model, processor, out: Path, record: dict) -> None:
     (out / RECORD).unlink(missing_ok=True)  # written last: a folder without it is rebuilt
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    from ..hub import write_pipeline_entry
+
+    write_pipeline_entry(out)  # loads with plain transformers, pipeline included, like a pushed folder
     (out / RECORD).write_text(json.dumps(record, indent=2))
 
 
