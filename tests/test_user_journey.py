@@ -108,3 +108,37 @@ def test_merged_folder_works_with_the_plain_transformers_pipeline(lma_run, qa, t
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "ANSWER VideoTextToTextPipeline {'generated_text':" in result.stdout
+
+
+def test_readme_publishing_example_pushes_the_folders_the_recipes_write():
+    import re
+
+    import yaml
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("## Publishing"):]
+    block = block[block.index("```bash"):block.index("```\n", block.index("```bash") + 7)]
+    output_dirs = {yaml.safe_load(p.read_text()).get("output_dir"): p.stem
+                   for p in (ROOT / "training" / "configs").glob("*.yaml")}
+    writes = {"ctd": {"student"}, "lma": {"adapter", "merged"}}  # what ctd.py / lma.py save in output_dir
+    pushed = re.findall(r"liteframe push (\S+)", block)
+    assert len(pushed) >= 3
+    for folder in pushed:
+        parent, sub = folder.rsplit("/", 1)
+        assert parent in output_dirs, f"{folder}: no recipe writes {parent}"
+        assert sub in writes[output_dirs[parent].split("_")[0]], f"{folder}: {output_dirs[parent]} writes no {sub}/"
+        if sub == "merged":  # lma.py writes merged/ only when asked
+            assert f"--config training/configs/{output_dirs[parent]}.yaml --save_merged" in block
+
+
+def test_merged_folder_publishes_as_documented(lma_run, tmp_path, capsys):
+    # README: `liteframe push outputs/lma_micro/merged --repo ... --dry-run DIR` (no --build-processor: merged/ holds it)
+    from liteframe_hf.cli import main as cli_main
+
+    out, _ = lma_run
+    code = cli_main(["push", str(out / "merged"), "--repo", "my-org/liteframe-micro", "--dry-run",
+                     str(tmp_path / "hub_folder"), "--skip-remote-check"])
+    assert code == 0, capsys.readouterr().err
+    config = __import__("json").loads((tmp_path / "hub_folder" / "config.json").read_text())
+    assert "video-text-to-text" in config["custom_pipelines"]
+    assert (tmp_path / "hub_folder" / "processor_config.json").is_file()
