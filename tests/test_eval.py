@@ -72,17 +72,11 @@ def write_manifest(root: Path, rows: list[dict], text_lines: list[str] = ()) -> 
 
 
 @pytest.fixture(scope="module")
-def bench(videos, tmp_path_factory) -> Path:
+def bench(needle_haystacks, tmp_path_factory) -> Path:
     """A tiny needle benchmark built by `liteframe data needle` (3 videos cut from the real clips, real stamps)."""
     from liteframe_hf.data import needle
 
-    haystacks = tmp_path_factory.mktemp("haystacks")
-    for name, path in videos.items():
-        os.symlink(path, haystacks / name)
-    (haystacks / "scenes.json").write_text(json.dumps(
-        {"bigbuckbunny.mp4": "A cartoon rabbit in a meadow.", "bikes.mp4": "A city street with bicycles.",
-         "carphone_pristine.mp4": "A man talks in a car."}))
-    return needle.build_split("test", tmp_path_factory.mktemp("bench"), seed=3, videos=3, haystacks=haystacks,
+    return needle.build_split("test", tmp_path_factory.mktemp("bench"), seed=3, videos=3, haystacks=needle_haystacks,
                               workers=2, progress=False)
 
 

@@ -3,7 +3,6 @@ stamps as needles) checked for schema, wording, timing, answers, determinism, id
 pixels - that each needle is on screen exactly during its interval."""
 
 import json
-import os
 import re
 from fractions import Fraction
 
@@ -16,8 +15,6 @@ from liteframe_hf.cli import main as cli_main
 from liteframe_hf.data import needle
 
 KEYS = {"id", "video", "question", "options", "answer", "category", "duration", "needles", "source_segments"}
-SCENES = {"bigbuckbunny.mp4": "A cartoon rabbit in a meadow.", "bikes.mp4": "A city street with bicycles.",
-          "carphone_pristine.mp4": "A man talks in a car."}
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +23,8 @@ def assets():
 
 
 @pytest.fixture(scope="module")
-def haystacks(assets, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("haystacks")
-    for name in SCENES:
-        os.symlink(assets["videos"] / name, folder / name)
-    (folder / "scenes.json").write_text(json.dumps(SCENES))
-    return folder
+def haystacks(needle_haystacks):
+    return needle_haystacks
 
 
 def _build(out, haystacks, seed=3):

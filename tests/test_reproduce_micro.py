@@ -10,27 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from liteframe_hf.assets import ensure_assets
 from liteframe_hf.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENES = {"bigbuckbunny.mp4": "A cartoon rabbit in a meadow.", "bikes.mp4": "A city street with bicycles.",
-          "carphone_pristine.mp4": "A man talks in a car."}
 MODELS = ("teacher-vlm-micro", "teacher-vlm-micro-posthoc", "liteframe-micro-ctd", "liteframe-micro")
 ONE_STEP = "--max_steps 1 --per_device_batch_size 1 --gradient_accumulation_steps 1 --num_workers 0 --no-eval_on_start"
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
+def bench(needle_haystacks, tmp_path_factory):
     """One 3-video split, linked as train, val, test and test-unseen (plumbing, not a benchmark)."""
-    assets = ensure_assets(["videos", "stamps"])
-    haystacks = tmp_path_factory.mktemp("haystacks")
-    for name in SCENES:
-        os.symlink(assets["videos"] / name, haystacks / name)
-    (haystacks / "scenes.json").write_text(json.dumps(SCENES))
     out = tmp_path_factory.mktemp("needle")
     assert cli_main(["data", "needle", "--split", "val", "--out", str(out), "--videos", "3", "--seed", "1",
-                     "--haystacks", str(haystacks), "--workers", "1"]) == 0
+                     "--haystacks", str(needle_haystacks), "--workers", "1"]) == 0
     for split in ("train", "test", "test-unseen"):
         os.symlink(out / "val", out / split)
     return out

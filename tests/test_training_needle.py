@@ -4,7 +4,6 @@ only trained tokens, frames planned as the processor plans `--frames N`; the tea
 another model with `init_projector_from`; `dinov2-s` never built as a random tower."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from liteframe_hf.assets import ensure_assets
 from liteframe_hf.cli import main as cli_main
 from liteframe_hf.eval.data import load_manifest, mcq_prompt
 from liteframe_hf.training.config import LMAConfig, parse_config
@@ -22,21 +20,14 @@ from liteframe_hf.training.models import _micro_name, build_lma_model, load_proj
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "training" / "configs" / "lma_tiny.yaml"
-SCENES = {"bigbuckbunny.mp4": "A cartoon rabbit in a meadow.", "bikes.mp4": "A city street with bicycles.",
-          "carphone_pristine.mp4": "A man talks in a car."}
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
+def bench(needle_haystacks, tmp_path_factory):
     """A 3-video val split of the needle benchmark (seconds to build)."""
-    assets = ensure_assets(["videos", "stamps"])
-    haystacks = tmp_path_factory.mktemp("haystacks")
-    for name in SCENES:
-        os.symlink(assets["videos"] / name, haystacks / name)
-    (haystacks / "scenes.json").write_text(json.dumps(SCENES))
     out = tmp_path_factory.mktemp("needle")
     assert cli_main(["data", "needle", "--split", "val", "--out", str(out), "--videos", "3", "--seed", "1",
-                     "--haystacks", str(haystacks), "--workers", "1"]) == 0
+                     "--haystacks", str(needle_haystacks), "--workers", "1"]) == 0
     return out / "val" / "manifest.jsonl"
 
 
