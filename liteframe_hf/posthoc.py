@@ -30,13 +30,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from .modeling.processing_liteframe import CHAT_TEMPLATE, CLIP_CONTEXT, CLIP_END, CLIP_START, video_prompt
+from .modeling.video_decoding_liteframe import pad_to_clips, resize_frames
 from .modeling.video_processing_liteframe import INTERNVIT_MEAN, INTERNVIT_STD
-from .teachers import Teacher
+from .teachers import Teacher, frozen_borrow
 from .wap import check_block
 
 __all__ = [
@@ -118,18 +118,12 @@ def compress_internvl_video_features(
         raise ValueError(f"vision_feature_layer={layer}: multi-layer features are not supported by post-hoc WAP")
     tower = base.vision_tower
     param = next(tower.parameters())
-    # Teacher holds the one implementation of "ViT -> per-frame CLS + patch grid -> WAP"; it freezes the module it
-    # wraps, so restore the caller's flags afterwards.
-    flags, training = {n: p.requires_grad for n, p in tower.named_parameters()}, tower.training
-    try:
+    # Teacher holds the one implementation of "ViT -> per-frame CLS + patch grid -> WAP".
+    with frozen_borrow(tower):
         teacher = Teacher(tower, weighting=weighting, block=_block(block, clip_len), device=param.device,
                           dtype=param.dtype, chunk_size=chunk_size, feature_layer=None if layer == -1 else int(layer))
         clips = pixel_values.reshape(frames // clip_len, clip_len, *pixel_values.shape[1:])
         pooled = teacher.wap_targets(clips)  # (clips, T', g/h, g/w, D)
-    finally:
-        for name, p in tower.named_parameters():
-            p.requires_grad_(flags[name])
-        tower.train(training)
     n, t, gh, gw, d = pooled.shape
     grid = pooled.reshape(n * t, gh, gw, d)
     if gh % round(1 / config.downsample_ratio) or gw % round(1 / config.downsample_ratio):
@@ -247,9 +241,7 @@ def _prepare_frames(frames, config, image_processor, clip_len: int, num_frames: 
     if frames.dtype == torch.uint8:
         if frames.shape[-1] == 3 and frames.shape[1] != 3:
             frames = frames.permute(0, 3, 1, 2)  # (T, 3, H, W)
-        pixels = frames.float() / 255
-        if tuple(pixels.shape[-2:]) != (size, size):
-            pixels = F.interpolate(pixels, size=(size, size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        pixels = resize_frames(frames, (size, size)).float() / 255
         mean = getattr(image_processor, "image_mean", None) or IMAGENET_MEAN
         std = getattr(image_processor, "image_std", None) or IMAGENET_STD
         pixels = (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
@@ -259,8 +251,7 @@ def _prepare_frames(frames, config, image_processor, clip_len: int, num_frames: 
         pixels = frames
     else:
         raise ValueError(f"frames of dtype {frames.dtype}: pass uint8 frames or normalised float pixel values")
-    if pad := -pixels.shape[0] % clip_len:  # repeat the last frame, as LiteFrame's processor does
-        pixels = torch.cat([pixels, pixels[-1:].expand(pad, -1, -1, -1)])
-        if timestamps is not None:
-            timestamps = list(timestamps) + [timestamps[-1]] * pad
+    pixels, pad = pad_to_clips(pixels, clip_len)  # as LiteFrame's processor does
+    if pad and timestamps is not None:
+        timestamps = list(timestamps) + [timestamps[-1]] * pad
     return pixels, timestamps

@@ -7,15 +7,23 @@ import pytest
 import torch
 
 from liteframe_hf import LiteFrameConfig, LiteFrameForConditionalGeneration, LiteFrameVisionConfig
+from liteframe_hf.bench.encoder import random_encoder
 from liteframe_hf.micro import MICRO_MODELS, assemble_video_llm, default_model_dir, load_trained_weights
-from liteframe_hf.testing import random_encoder, tiny_liteframe_config, tiny_text_config, tiny_tokenizer
+
+from tiny import tiny_liteframe_config, tiny_text_config, tiny_tokenizer
 
 
 def test_names_variants_and_token_counts(tmp_path, monkeypatch):
     per_clip = {name: LiteFrameConfig(vision_config=LiteFrameVisionConfig.from_variant(m.vision_variant)).tokens_per_clip()
                 for name, m in MICRO_MODELS.items()}
-    assert per_clip == {"liteframe-micro": 16, "teacher-vlm-micro": 256, "teacher-vlm-micro-posthoc": 16}
-    assert MICRO_MODELS["teacher-vlm-micro-posthoc"].weights_of == "teacher-vlm-micro"
+    assert per_clip == {"liteframe-micro": 16, "liteframe-micro-ctd": 16, "teacher-vlm-micro": 256,
+                        "teacher-vlm-micro-posthoc": 16}
+    # Trained parts: the post-hoc variant and the CTD-only model use the teacher VLM's adapter; LiteFrame's LMA
+    # adapter goes on top of it (it was trained on liteframe-micro-ctd); the teachers keep DINOv2-S's encoder.
+    assert MICRO_MODELS["teacher-vlm-micro-posthoc"].adapters == ("teacher-vlm-micro",)
+    assert MICRO_MODELS["liteframe-micro-ctd"].adapters == ("teacher-vlm-micro",)
+    assert MICRO_MODELS["liteframe-micro"].adapters == ("teacher-vlm-micro", "liteframe-micro")
+    assert {m.encoder_from for m in MICRO_MODELS.values()} == {None, "liteframe-micro"}
     monkeypatch.setenv("LITEFRAME_HOME", str(tmp_path))
     assert default_model_dir() == tmp_path / "models" / "liteframe-micro"
     assert default_model_dir("teacher-vlm-micro") == tmp_path / "models" / "teacher-vlm-micro"
@@ -157,3 +165,32 @@ def test_posthoc_teacher_vlm_is_a_liteframe_folder_with_the_teacher_weights(tmp_
     assert teacher_record["tokens_per_clip"] == 256
     theirs = teacher.state_dict()
     assert all(torch.equal(v, theirs[k]) for k, v in model.state_dict().items())
+
+
+def test_a_trained_ctd_encoder_replaces_the_tower_without_its_student_init(monkeypatch):
+    """liteframe-micro's tower comes whole from the shipped CTD encoder: the DINOv2-S initialisation it would replace
+    (a head fit of seconds) is not run. Stopped before the LLM is assembled, so it takes a second."""
+    from safetensors.torch import load_file
+
+    import liteframe_hf.micro as micro
+    import liteframe_hf.student_init as student_init
+
+    class Assembled(Exception):
+        pass
+
+    def no_init(*args, **kwargs):
+        raise AssertionError("the student init ran though the trained encoder replaces it")
+
+    def stop(tower, *args, **kwargs):
+        raise Assembled(tower)
+
+    monkeypatch.setattr(student_init, "init_student_from_teacher", no_init)
+    monkeypatch.setattr(micro, "assemble_video_llm", stop)
+    with pytest.raises(Assembled) as assembled:
+        micro.assemble_micro_model("liteframe-micro", progress=None)
+    tower = assembled.value.args[0].state_dict()
+    shipped = load_file(str(micro.WEIGHTS_DIR / "liteframe-micro" / micro.ENCODER_FILE))
+    assert tower.keys() == shipped.keys() and all(torch.equal(tower[k], shipped[k]) for k in tower)
+    # Without trained weights the tower is initialised from DINOv2-S (the guard above fires).
+    with pytest.raises(AssertionError, match="student init ran"):
+        micro.assemble_micro_model("liteframe-micro", weights=None, progress=None)

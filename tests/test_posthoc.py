@@ -11,8 +11,9 @@ from liteframe_hf.posthoc import (
     posthoc_inputs,
     posthoc_tokens_per_clip,
 )
-from liteframe_hf.testing import TINY_VIDEO_TOKEN_ID, tiny_text_config, tiny_tokenizer
 from liteframe_hf.wap import wap
+
+from tiny import TINY_VIDEO_TOKEN_ID, tiny_text_config, tiny_tokenizer
 
 VISION = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=56,
               patch_size=7, attention_bias=True, use_mean_pooling=True)

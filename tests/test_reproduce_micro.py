@@ -21,41 +21,52 @@ ONE_STEP = "--max_steps 1 --per_device_batch_size 1 --gradient_accumulation_step
 def bench(needle_haystacks, tmp_path_factory):
     """One 3-video split, linked as train, val, test and test-unseen (plumbing, not a benchmark)."""
     out = tmp_path_factory.mktemp("needle")
-    assert cli_main(["data", "needle", "--split", "val", "--out", str(out), "--videos", "3", "--seed", "1",
-                     "--haystacks", str(needle_haystacks), "--workers", "1"]) == 0
-    for split in ("train", "test", "test-unseen"):
-        os.symlink(out / "val", out / split)
+    assert cli_main(["data", "needle", "--split", "train", "--out", str(out), "--videos", "3", "--seed", "1",
+                     "--haystacks", str(needle_haystacks), "--workers", "1"]) == 0  # + manifest_grounded.jsonl
+    for split in ("val", "test", "test-unseen"):
+        os.symlink(out / "train", out / split)
     return out
 
 
 @pytest.mark.slow
 def test_reproduce_micro_chain_runs_and_resumes(bench, tmp_path):
+    plan = "".join(f"{model} test 2 4\n" for model in MODELS)
     env = dict(os.environ, RUN=str(tmp_path / "run"), BENCH=str(bench), DOCS=str(tmp_path / "docs"), SPLITS="test",
-               TEACHER_FRAMES="4", LITEFRAME_FRAMES="4", CTD_FRAMES="4",
+               EVAL_PLAN=plan, EVAL_THREADS="1",
                TEACHER_ARGS=f"{ONE_STEP} --frame_budgets 4 --num_eval_samples 1",
                LMA_ARGS=f"{ONE_STEP} --frame_budgets 4 --num_eval_samples 1",
                CTD_ARGS=f"{ONE_STEP} --clips_per_video 1 --num_eval_clips 2 --num_calibration_clips 2 --warmup_steps 0",
-               EVAL_ARGS="--limit 2 --warmup 0 --max-new-tokens 2", HF_HUB_OFFLINE="1")
+               EVAL_ARGS="--warmup 0 --max-new-tokens 2", HF_HUB_OFFLINE="1")
     script = str(ROOT / "scripts" / "reproduce_micro.sh")
     first = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=1500)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
 
     run, docs = tmp_path / "run", tmp_path / "docs"
     stages = [line.split()[0] for line in (run / "logs" / "stage_seconds.txt").read_text().splitlines()]
-    assert stages[:4] == ["teacher_vlm", "ctd", "liteframe_lma", "models"]  # data was already there: skipped
-    assert len(stages) == 4 + 4 + 1  # + one eval per model, one plot
+    # data was already there: skipped; LiteFrame's LMA trains on the liteframe-micro-ctd model built before it
+    assert stages[:5] == ["teacher_vlm", "ctd", "models_ctd", "liteframe_lma", "models"]
+    assert len(stages) == 5 + 4 + 1  # + one eval per model, one plot
     table = (docs / "results_test.md").read_text()
     for model in MODELS:
-        result = json.loads((docs / f"eval_{model}_test.json").read_text())
+        result = json.loads((docs / f"eval_{model}_test_n2_f4.json").read_text())
         assert result["label"] == model and [p["frames"] for p in result["points"]] == [4]
         assert result["points"][0]["n"] == 2
         assert model in table
     assert (docs / "accuracy_latency_test.png").stat().st_size > 1000
-    # The LiteFrame LMA started from the teacher VLM's trained projector; the CTD-only model uses it unchanged.
-    record = json.loads((run / "models" / "liteframe-micro-ctd" / "reproduce_micro.json").read_text())
-    assert record["trained_kind"] == "PEFT adapter, merged"
-    assert "init_projector_from" in (run / "liteframe_lma" / "config.yaml").read_text()
+    # The weights set holds every trained part; each model merges its adapters in order (LiteFrame's LMA adapter was
+    # trained on liteframe-micro-ctd, i.e. on top of the teacher VLM's), and LiteFrame's LMA ran on that folder.
+    weights = run / "weights"
+    assert sorted(p.relative_to(weights).as_posix() for p in weights.rglob("*") if p.is_file()) == [
+        "liteframe-micro/adapter_config.json", "liteframe-micro/adapter_model.safetensors",
+        "liteframe-micro/encoder.safetensors", "teacher-vlm-micro/adapter_config.json",
+        "teacher-vlm-micro/adapter_model.safetensors"]
+    record = lambda name: json.loads((run / "models" / name / "liteframe_micro.json").read_text())["trained"]
+    assert record("liteframe-micro-ctd") == {"encoder": "liteframe-micro/encoder.safetensors",
+                                             "adapters merged": ["teacher-vlm-micro"]}
+    assert record("liteframe-micro")["adapters merged"] == ["teacher-vlm-micro", "liteframe-micro"]
+    assert record("teacher-vlm-micro-posthoc") == {"encoder": None, "adapters merged": ["teacher-vlm-micro"]}
+    assert "models/liteframe-micro-ctd" in (run / "liteframe_lma" / "config.yaml").read_text()
 
     again = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "running" not in again.stdout and again.stdout.count("skipped") == 10  # every stage, nothing rerun
+    assert "running" not in again.stdout and again.stdout.count("skipped") == 11  # every stage, nothing rerun

@@ -1,28 +1,15 @@
 """`liteframe data needle`: a long-video QA ("needle in a haystack") benchmark built from real footage.
 
-A haystack video (30-120 s) is a sequence of 3-15 s segments cut from real clips (looping short ones),
-re-encoded as H.264 at the first segment's frame rate. 1-3 needles (captioned cut-outs of Tux Paint stamps)
-are alpha-composited into it, each at a random position and size, visible for one contiguous 1-3 s interval
-that lies inside one quarter of the video. Every video yields several multiple-choice questions:
-
-* identity      "Which of these objects appears in the video?"        (one per needle)
-* order         "Which of these objects appears first?"               (videos with 2-3 needles)
-* count         "How many different objects are shown in the video?"  (options 1-4, shuffled)
-* localization  "When does <caption> appear?"                         (one per needle; quarters)
-* scene_order   "Which of these scenes comes first?"                  (videos of 2-4 segments from different sources)
-
-Splits: train, val, test use the "seen" 80 % of the stamps, test-unseen the other 20 %; train haystacks come
-from other source clips than val/test/test-unseen (see SCENES). Every random choice comes from numpy Generators
-seeded with (seed, split, video index), so a build is reproducible; videos already written with the same recipe
-are skipped and manifests are written atomically, so a rerun is cheap and gives byte-identical manifests.
-
-Output: <out>/<split>/manifest.jsonl (one row per question) and <out>/<split>/videos/<split>-NNNNNN.mp4 with a
-<same name>.json recipe beside each video (segments, needle boxes and frame ranges).
+Each haystack video (30-120 s of 3-15 s segments cut from real clips) gets 1-3 captioned cut-outs pasted in for
+1-3 s each and yields multiple-choice questions (identity, order, count, localization, scene_order). Builds are
+reproducible and reruns skip finished videos. Splits, question wording, the manifest and recipe files and how a
+video is made: docs/needle_benchmark.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -168,10 +155,6 @@ def load_stamps(folder: str | os.PathLike) -> list[Stamp]:
     return stamps
 
 
-def _hash_percent(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % 100
-
-
 def split_stamps(stamps: list[Stamp]) -> dict[str, list[Stamp]]:
     """{"seen": [...], "unseen": [...]}: by a hash of the relative path, 20 % unseen. All files with the same
     caption follow the file with the smallest path, so an unseen object never appears in training."""
@@ -180,7 +163,8 @@ def split_stamps(stamps: list[Stamp]) -> dict[str, list[Stamp]]:
         first[s.caption] = min(s.rel, first.get(s.caption, s.rel))
     pools = {"seen": [], "unseen": []}
     for s in stamps:
-        pools["unseen" if _hash_percent(first[s.caption]) < UNSEEN_PERCENT else "seen"].append(s)
+        percent = int.from_bytes(hashlib.sha256(first[s.caption].encode()).digest()[:8], "big") % 100
+        pools["unseen" if percent < UNSEEN_PERCENT else "seen"].append(s)
     return pools
 
 
@@ -502,8 +486,12 @@ def _write_atomic(path: Path, text: str) -> None:
 def build_split(split: str, out: str | os.PathLike, seed: int = 0, videos: int | None = None,
                 haystacks: str | os.PathLike | None = None, stamps: str | os.PathLike | None = None,
                 size: tuple[int, int] = (426, 240), crf: int = 26, workers: int | None = None,
-                cache: str | os.PathLike | None = None, progress: bool = True) -> Path:
-    """Build one split into <out>/<split>/ and return its manifest path (see the module docstring)."""
+                cache: str | os.PathLike | None = None, progress: bool = True, first: int | None = None) -> Path:
+    """Build one split into <out>/<split>/ and return its manifest path (see the module docstring).
+
+    `first=K` plans the whole split but renders only its first K videos and writes their questions to
+    `manifest_first<K>.jsonl`: the same videos, questions and answers as a full build (a fixed subset for the demo
+    and the CI regression test, without rendering the split)."""
     from tqdm.auto import tqdm
 
     if split not in SPLITS:
@@ -536,10 +524,13 @@ def build_split(split: str, out: str | os.PathLike, seed: int = 0, videos: int |
     plans = [_plan_video(split, i, seed, spec, i in long_ids, int(n_needles[i]), sources, pool, size)
              for i in range(n_videos)]
 
+    if first is not None and not 1 <= first <= n_videos:
+        raise ValueError(f"first must be 1-{n_videos} (the split's videos), got {first}")
+    rendered = plans[:first] if first else plans
     folder = Path(out) / split
     (folder / "videos").mkdir(parents=True, exist_ok=True)
     jobs, recipes = [], {}
-    for plan in plans:
+    for plan in rendered:
         video = folder / "videos" / f"{plan['id']}.mp4"
         recipe = _recipe(plan, by_name, crf)
         recipes[plan["id"]] = recipe
@@ -550,20 +541,14 @@ def build_split(split: str, out: str | os.PathLike, seed: int = 0, videos: int |
         needed = sorted({s["source"] for plan, *_ in jobs for s in plan["segments"]})
         for name in tqdm(needed, desc=f"{split}: decode sources", unit="clip", disable=not progress):
             _SOURCE_FRAMES[name] = _decode_source(by_name[name], width, height)
+        # forked workers share the decoded frames copy-on-write instead of decoding them again
+        fork = workers > 1 and "fork" in multiprocessing.get_all_start_methods()
         try:
-            bar = tqdm(total=len(jobs), desc=f"{split}: render videos", unit="video", disable=not progress)
-            if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-                # forked workers share the decoded frames copy-on-write instead of decoding them again
-                with multiprocessing.get_context("fork").Pool(workers) as p:
-                    for vid, _ in p.imap_unordered(_render, jobs):
-                        _finish(folder, vid, recipes[vid])
-                        bar.update()
-            else:
-                for job in jobs:
-                    vid, _ = _render(job)
+            with multiprocessing.get_context("fork").Pool(workers) if fork else contextlib.nullcontext() as pool:
+                done = pool.imap_unordered(_render, jobs) if fork else map(_render, jobs)
+                for vid, _ in tqdm(done, total=len(jobs), desc=f"{split}: render videos", unit="video",
+                                   disable=not progress):
                     _finish(folder, vid, recipes[vid])
-                    bar.update()
-            bar.close()
         finally:
             _SOURCE_FRAMES.clear()
 
@@ -575,15 +560,40 @@ def build_split(split: str, out: str | os.PathLike, seed: int = 0, videos: int |
             q["id"] = f"{plan['id']}-{q['category'].replace('_', '-')}{q.pop('suffix')}"
             q["video"] = f"videos/{plan['id']}.mp4"
             rows.append(q)
-    _place_answers(rows, _rng(seed, split, 1 << 31))
+    _place_answers(rows, _rng(seed, split, 1 << 31))  # over the whole split: a subset keeps the full build's answers
+    if first:
+        kept = {plan["id"] for plan in rendered}
+        rows = [r for r in rows if r["video"][len("videos/"):-len(".mp4")] in kept]
     keys = ("id", "video", "question", "options", "answer", "category", "duration", "needles", "source_segments")
     text = "".join(json.dumps({k: r[k] for k in keys}, ensure_ascii=False) + "\n" for r in rows)
-    manifest = folder / "manifest.jsonl"
+    manifest = folder / (f"manifest_first{first}.jsonl" if first else "manifest.jsonl")
     _write_atomic(manifest, text)
+    if split == "train" and not first:
+        _write_atomic(folder / GROUNDED, text + "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                                        for r in grounded_rows([{k: r[k] for k in keys} for r in rows])))
     if progress:
-        print(f"{split}: {len(plans)} videos, {len(rows)} questions, {len(jobs)} rendered, "
+        print(f"{split}: {len(rendered)} videos, {len(rows)} questions, {len(jobs)} rendered, "
               f"{time.perf_counter() - t_start:.1f}s -> {manifest}", file=sys.stderr)
     return manifest
+
+
+GROUNDED = "manifest_grounded.jsonl"
+
+
+def grounded_rows(rows: list[dict], clip_frames: int = 4) -> list[dict]:
+    """One extra training row per identity question: the same question asked of one clip (`frames`) sampled inside
+    the answer needle's on-screen interval (`window`, seconds), so the object is always in view. Training on these
+    beside the whole-video rows teaches what a needle looks like; whether a sparse sampling of the whole video
+    catches it is then the frame budget's job (train split only: written as train/manifest_grounded.jsonl, the
+    train manifest followed by these rows)."""
+    out = []
+    for r in rows:
+        if r["category"] != "identity":
+            continue
+        caption = r["options"][ord(r["answer"]) - ord("A")]
+        needle = next(n for n in r["needles"] if n["caption"] == caption)
+        out.append(dict(r, id=r["id"] + "-grounded", window=[needle["start"], needle["end"]], frames=clip_frames))
+    return out
 
 
 def _finish(folder: Path, vid: str, recipe: dict) -> None:
@@ -621,6 +631,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument("--videos", type=int, default=None,
                         help="videos per split (default: " + ", ".join(f"{k} {v.videos}" for k, v in SPLIT_SPECS.items()) + ")")
+    parser.add_argument("--first", type=int, default=None,
+                        help="render only the first K videos of the split (same videos and questions as the full "
+                             "build) and write OUT/SPLIT/manifest_first<K>.jsonl")
     parser.add_argument("--haystacks", default=None,
                         help="folder of videos to use as haystacks instead of the built-in footage "
                              "(optional scenes.json there: {file name: scene description})")
@@ -638,7 +651,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         manifests = build(args.out, splits, seed=args.seed, videos=args.videos, haystacks=args.haystacks,
                           stamps=args.stamps, size=args.size, crf=args.crf, workers=args.workers,
-                          cache=args.cache_dir)
+                          cache=args.cache_dir, first=args.first)
     except (ValueError, FileNotFoundError) as e:
         print(f"liteframe data needle: {e}", file=sys.stderr)
         return 2

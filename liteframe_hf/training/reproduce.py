@@ -1,87 +1,60 @@
-"""The models that issue 17's `scripts/reproduce_micro.sh` evaluates, composed from its training stages' outputs.
+"""The weights set and the models that issue 17's `scripts/reproduce_micro.sh` trains and evaluates.
 
     python -m liteframe_hf.training.reproduce RUN_DIR
 
-reads RUN_DIR/teacher_vlm/adapter (teacher VLM LMA), RUN_DIR/ctd/student (CTD) and RUN_DIR/liteframe_lma/adapter
-(LiteFrame LMA) and writes one LiteFrame folder per model under RUN_DIR/models/ (skipping any already there):
+collects the trained parts of RUN_DIR's stages into the weights set RUN_DIR/weights (the layout `liteframe_hf.micro`
+reads and the package ships in liteframe_hf/weights/):
 
-  teacher-vlm-micro          the trained teacher VLM: frozen DINOv2-S, its trained projector + LoRA (merged)
-  teacher-vlm-micro-posthoc  the same weights with post-hoc WAP (4, 2, 2) per clip, training-free
-  liteframe-micro-ctd        the CTD encoder in the trained teacher VLM (its projector + LoRA): CTD only, no LMA
-  liteframe-micro            the CTD encoder + LiteFrame's own LMA (projector started from the teacher's + LoRA)
+  teacher-vlm-micro/                      <- teacher_vlm/adapter (teacher VLM LMA: projector + LoRA)
+  liteframe-micro/encoder.safetensors     <- ctd/student (the CTD encoder)
+  liteframe-micro/                        <- liteframe_lma/adapter (LiteFrame LMA, trained on liteframe-micro-ctd)
+
+and builds every model of `liteframe_hf.micro.MICRO_MODELS` whose parts are there into RUN_DIR/models/<name>/
+(skipping folders already built from the same weights). Run it after each stage: LiteFrame's LMA trains on the
+liteframe-micro-ctd folder, so that one must exist before it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import shutil
 import sys
 from pathlib import Path
 
-import torch
+from ..micro import ENCODER_FILE, MICRO_MODELS, MICRO_NAME, TEACHER_VLM_NAME, weights_files, build_micro_model
 
-from ..micro import POSTHOC_NAME, TEACHER_VLM_NAME, assemble_micro_model, load_trained_weights
-from ..modeling.modeling_liteframe import LiteFrameForConditionalGeneration, LiteFrameVisionModel
+__all__ = ["collect_weights", "compose_models"]
 
-__all__ = ["MODELS", "compose_models"]
-
-MODELS = ("teacher-vlm-micro", "teacher-vlm-micro-posthoc", "liteframe-micro-ctd", "liteframe-micro")
-RECORD = "reproduce_micro.json"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
-def _save(model, processor, out: Path, record: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RECORD).unlink(missing_ok=True)  # written last: a folder without it is rebuilt
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    from ..hub import write_pipeline_entry
-
-    write_pipeline_entry(out)  # loads with plain transformers, pipeline included, like a pushed folder
-    (out / RECORD).write_text(json.dumps(record, indent=2))
-
-
-@torch.no_grad()
-def compose_models(run: str | Path, progress=print) -> dict[str, Path]:
-    """{model name: folder} for every model of `MODELS` whose stage outputs exist in `run`."""
+def collect_weights(run: str | Path, progress=print) -> Path:
+    """Copy the trained parts of `run`'s finished stages into `run`/weights (a stage not run yet is left out)."""
     run = Path(run)
-    teacher, student, lma = run / "teacher_vlm" / "adapter", run / "ctd" / "student", run / "liteframe_lma" / "adapter"
-    plan = {
-        "teacher-vlm-micro": (teacher,),
-        "teacher-vlm-micro-posthoc": (teacher,),
-        "liteframe-micro-ctd": (teacher, student),
-        "liteframe-micro": (lma,),
-    }
+    weights = run / "weights"
+    copies = [(run / "teacher_vlm" / "adapter" / f, weights / TEACHER_VLM_NAME / f) for f in ADAPTER_FILES]
+    copies += [(run / "ctd" / "student" / "model.safetensors", weights / MICRO_NAME / ENCODER_FILE)]
+    copies += [(run / "liteframe_lma" / "adapter" / f, weights / MICRO_NAME / f) for f in ADAPTER_FILES]
+    for src, dst in copies:
+        if src.is_file() and (not dst.is_file() or dst.read_bytes() != src.read_bytes()):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+            progress(f"weights: {dst} <- {src}")
+    return weights
+
+
+def compose_models(run: str | Path, progress=print) -> dict[str, Path]:
+    """{model name: folder} for every micro model whose weights-set parts exist in `run`/weights."""
+    weights = collect_weights(run, progress)
     folders = {}
-    for name, needs in plan.items():
-        out = run / "models" / name
-        if (out / RECORD).is_file():
-            folders[name] = out
+    for name in MICRO_MODELS:
+        try:
+            weights_files(name, weights)
+        except FileNotFoundError as missing:
+            progress(f"{name}: not built yet ({missing})")
             continue
-        missing = [str(p) for p in needs if not p.exists()]
-        if missing:
-            progress(f"{name}: not built ({', '.join(missing)} missing)")
-            continue
-        record = {"name": name, "from": [str(p.resolve()) for p in needs]}
-        if name in (TEACHER_VLM_NAME, POSTHOC_NAME):
-            model, processor, _ = assemble_micro_model(name, trained=teacher, progress=progress)
-        elif name == "liteframe-micro-ctd":
-            model, processor, _ = assemble_micro_model("liteframe-micro", progress=progress)
-            encoder = LiteFrameVisionModel.from_pretrained(student)
-            model.model.vision_tower.load_state_dict(encoder.state_dict())
-            record["trained_kind"] = load_trained_weights(model, teacher)
-        else:
-            # The LMA adapter sits on the base lma.py saved (CTD encoder + SmolLM2); merged, it is a plain folder.
-            from peft import PeftModel
-
-            from transformers import AutoProcessor
-
-            base_dir = json.loads((lma / "adapter_config.json").read_text())["base_model_name_or_path"]
-            base = LiteFrameForConditionalGeneration.from_pretrained(base_dir, dtype=torch.float32)
-            model = PeftModel.from_pretrained(base, str(lma)).merge_and_unload()
-            processor = AutoProcessor.from_pretrained(lma)
-        _save(model.eval(), processor, out, record)
-        progress(f"{name}: {out}")
-        folders[name] = out
+        folders[name] = build_micro_model(Path(run) / "models" / name, name=name, weights=weights, progress=progress)
+        progress(f"{name}: {folders[name]}")
     return folders
 
 
@@ -92,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.run.is_dir():
         print(f"{args.run} is not a folder", file=sys.stderr)
         return 2
-    folders = compose_models(args.run)
-    return 0 if folders else 1
+    return 0 if compose_models(args.run) else 1
 
 
 if __name__ == "__main__":
