@@ -39,10 +39,10 @@ LAUNCHES = {
 # CTD: 6 videos / (2 processes x batch 1) = 3 steps per epoch; checkpoint at 4, logs at 3, 6 and 8.
 # LMA: 8 training records / (2 x batch 1 x accumulation 2) = 2 steps per epoch; checkpoint at 3, logs at 2, 4, 6, 7.
 CASES = {
-    "ctd": dict(script="ctd.py", recipe="ctd_tiny.yaml", steps_per_epoch=3, save=4, log=3, max_steps=8,
+    "ctd": dict(script="ctd.py", steps_per_epoch=3, save=4, log=3, max_steps=8,
                 args=["--per_device_batch_size", "1", "--eval_steps", "0"], weights="student/model.safetensors",
                 launch="ddp"),
-    "lma": dict(script="lma.py", recipe="lma_tiny.yaml", steps_per_epoch=2, save=3, log=2, max_steps=7,
+    "lma": dict(script="lma.py", steps_per_epoch=2, save=3, log=2, max_steps=7,
                 args=["--per_device_batch_size", "1", "--gradient_accumulation_steps", "2", "--eval_steps", "0"],
                 weights="adapter/adapter_model.safetensors", launch="ddp"),
 }
@@ -52,10 +52,12 @@ TIMING = ("_per_s", "time/")
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(tmp_path_factory, tiny_recipes):
+    """Each stage's training data, and the tiny recipes (conftest) under "recipes"."""
     root = tmp_path_factory.mktemp("data")
     write_synthetic_videos(root / "videos", 6, size=64, num_frames=24, fps=8)
-    return {"ctd": str(root / "videos"), "lma": str(write_synthetic_video_qa(root / "qa", 10, size=64, num_frames=24))}
+    return {"ctd": str(root / "videos"), "lma": str(write_synthetic_video_qa(root / "qa", 10, size=64, num_frames=24)),
+            "recipes": tiny_recipes}
 
 
 def launch(*flags: str) -> list[str]:
@@ -71,8 +73,7 @@ def command(kind: str, data: dict, output_dir: Path, *extra: str) -> list[str]:
     case = CASES[kind]
     flags, shim, _ = LAUNCHES[case["launch"]]
     return launch(*flags, *shim, str(ROOT / "training" / case["script"]),
-                  "--config", str(ROOT / "training" / "configs" / case["recipe"]),
-                  "--train_data", data[kind.split("-")[0]],
+                  "--config", data["recipes"][kind.split("-")[0]], "--train_data", data[kind.split("-")[0]],
                   "--output_dir", str(output_dir), "--max_steps", str(case["max_steps"]),
                   "--save_steps", str(case["save"]), "--logging_steps", str(case["log"]), "--save_total_limit", "none",
                   "--num_workers", "1", "--trace_steps", *case["args"], *extra)
@@ -159,7 +160,7 @@ def free_port() -> int:
 def test_two_machines_launch_as_one_run(tmp_path, data):
     """The multi-node command, with two 'machines' on this one: each runs one process of a 2-process run."""
     out, port = tmp_path / "run", free_port()
-    script = [str(ROOT / "training" / "ctd.py"), "--config", str(ROOT / "training" / "configs" / "ctd_tiny.yaml"),
+    script = [str(ROOT / "training" / "ctd.py"), "--config", data["recipes"]["ctd"],
               "--train_data", data["ctd"], "--output_dir", str(out), "--max_steps", "2", "--num_workers", "0"]
     procs = [subprocess.Popen(launch("--multi_gpu", "--num_machines", "2", "--machine_rank", str(rank),
                                      "--num_processes", "2", "--main_process_ip", "127.0.0.1",

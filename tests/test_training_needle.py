@@ -19,7 +19,6 @@ from liteframe_hf.training.data import VideoConversationDataset, VideoTable
 from liteframe_hf.training.models import _micro_name, build_lma_model, load_projector
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "training" / "configs" / "lma_tiny.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +30,14 @@ def bench(needle_haystacks, tmp_path_factory):
     return out / "val" / "manifest.jsonl"
 
 
-def tiny_config(manifest, *extra) -> LMAConfig:
-    return parse_config(LMAConfig, ["--config", str(TINY), "--train_data", str(manifest), *extra])
+@pytest.fixture
+def tiny_config(tiny_recipes):
+    """manifest, *extra -> the tiny LMA recipe's LMAConfig."""
+    return lambda manifest, *extra: parse_config(LMAConfig, ["--config", tiny_recipes["lma"], "--train_data",
+                                                             str(manifest), *extra])
 
 
-def test_needle_rows_are_the_eval_prompt_with_the_letter_as_the_only_target(bench):
+def test_needle_rows_are_the_eval_prompt_with_the_letter_as_the_only_target(bench, tiny_config):
     # SmolLM2's real tokenizer (the tiny one has no words for the prompt); the tiny encoder keeps it cheap.
     cfg = tiny_config(bench, "--frame_budgets", "8", "12", "--frame_sampling", "processor",
                       "--language_model", "asset:smollm2")
@@ -66,7 +68,7 @@ def test_needle_rows_are_the_eval_prompt_with_the_letter_as_the_only_target(benc
     assert frames == {8, 12}  # exactly the budget (whole clips), not capped by an fps draw
 
 
-def test_random_fps_sampling_caps_frames_by_duration(bench):
+def test_random_fps_sampling_caps_frames_by_duration(bench, tiny_config):
     """The default rule keeps its meaning: at 1 fps a ~30 s video never gets the 512-frame budget."""
     cfg = tiny_config(bench, "--frame_budgets", "512", "--min_fps", "1", "--max_fps", "1")
     _, processor = build_lma_model(cfg)
@@ -75,9 +77,9 @@ def test_random_fps_sampling_caps_frames_by_duration(bench):
     assert data[0]["pixel_values_videos"].shape[0] <= duration + 4
 
 
-def test_projector_carried_from_an_lma_adapter(bench, tmp_path):
-    run = subprocess.run([sys.executable, str(ROOT / "training" / "lma.py"), "--config", str(TINY), "--train_data",
-                          str(bench), "--output_dir", str(tmp_path / "teacher"), "--max_steps", "2",
+def test_projector_carried_from_an_lma_adapter(bench, tmp_path, tiny_config, tiny_recipes):
+    run = subprocess.run([sys.executable, str(ROOT / "training" / "lma.py"), "--config", tiny_recipes["lma"],
+                          "--train_data", str(bench), "--output_dir", str(tmp_path / "teacher"), "--max_steps", "2",
                           "--num_eval_samples", "1", "--frame_sampling", "processor"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-4000:]
@@ -97,7 +99,7 @@ def test_projector_carried_from_an_lma_adapter(bench, tmp_path):
         load_projector(fresh, str(tmp_path))
 
 
-def test_dinov2_variants_are_the_micro_teacher_not_a_random_tower():
+def test_dinov2_variants_are_the_micro_teacher_not_a_random_tower(tiny_config):
     assert _micro_name("dinov2-s") == "teacher-vlm-micro"
     assert _micro_name("dinov2-s-wap") == "teacher-vlm-micro-posthoc"
     assert _micro_name("micro:liteframe-micro") == "liteframe-micro"
@@ -105,5 +107,33 @@ def test_dinov2_variants_are_the_micro_teacher_not_a_random_tower():
     with pytest.raises(ValueError, match="unknown micro model"):
         _micro_name("micro:nope")
     with pytest.raises(ValueError, match="language_model must be asset:smollm2"):
-        build_lma_model(parse_config(LMAConfig, ["--config", str(TINY), "--train_data", "x",
-                                                 "--vision_model", "micro:teacher-vlm-micro"]))
+        build_lma_model(tiny_config("x", "--vision_model", "micro:teacher-vlm-micro"))
+
+
+def test_grounded_rows_sample_one_clip_inside_the_needle_window(bench, tiny_config):
+    """`liteframe data needle`'s grounded rows (`window` + `frames`): one 4-frame clip whose decoded frames, as the
+    clip header says, lie inside the answer needle's interval; a window outside the video is skipped and counted."""
+    import math
+    import re
+
+    from liteframe_hf.data.needle import grounded_rows
+
+    rows = [json.loads(line) for line in bench.read_text().splitlines()]
+    grounded = grounded_rows(rows)
+    assert grounded and all(r["category"] == "identity" and r["frames"] == 4 for r in grounded)
+    bad = dict(grounded[0], id="outside", window=[grounded[0]["duration"] + 1.0, grounded[0]["duration"] + 2.0])
+    manifest = bench.parent / "manifest_grounded_test.jsonl"  # beside the videos: paths stay relative
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in [*grounded, bad]))
+    cfg = tiny_config(manifest, "--frame_budgets", "16", "--frame_sampling", "processor",
+                      "--language_model", "asset:smollm2")  # a tokenizer that spells the clip header
+    _, processor = build_lma_model(cfg)
+    data = VideoConversationDataset(VideoTable(cfg.train_data), cfg, processor, seed=0, fixed=True)
+    for i, row in enumerate(grounded):
+        sample = data[i]
+        assert sample["skipped"] == 0 and sample["pixel_values_videos"].shape[0] == 4  # `frames`, not the budget
+        spans = re.findall(r"(\d+)-(\d+)s", processor.tokenizer.decode(sample["input_ids"]))
+        assert len(spans) == 1, spans  # one clip
+        start, end = row["window"]
+        assert math.floor(start) <= int(spans[0][0]) and int(spans[0][1]) <= math.ceil(end), (spans, row["window"])
+    with pytest.warns(UserWarning, match="window"):
+        assert data[len(grounded)]["skipped"] == 1  # falls through to the next row

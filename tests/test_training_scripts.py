@@ -20,8 +20,11 @@ from safetensors.torch import load_file
 from liteframe_hf.training.synthetic import write_synthetic_video_qa
 
 ROOT = Path(__file__).resolve().parents[1]
-LMA = [str(ROOT / "training" / "lma.py"), "--config", str(ROOT / "training" / "configs" / "lma_tiny.yaml"),
-       "--num_workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def lma_script(tiny_recipes) -> list[str]:
+    return [str(ROOT / "training" / "lma.py"), "--config", tiny_recipes["lma"], "--num_workers", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +38,18 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess:
     return proc
 
 
-def lma(qa: str, out: Path, *extra: str, launch: tuple[str, ...] = ()) -> Path:
+def lma(script: list[str], qa: str, out: Path, *extra: str, launch: tuple[str, ...] = ()) -> Path:
     prefix = [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", *launch] if launch else [sys.executable]
-    run([*prefix, *LMA, "--train_data", qa, "--output_dir", str(out), *extra])
+    run([*prefix, *script, "--train_data", qa, "--output_dir", str(out), *extra])
     return out
 
 
 @pytest.fixture(scope="module")
-def lma_run(tmp_path_factory, qa):
-    return lma(qa, tmp_path_factory.mktemp("lma_full"), "--max_steps", "8", "--save_merged")
+def lma_run(tmp_path_factory, qa, lma_script):
+    return lma(lma_script, qa, tmp_path_factory.mktemp("lma_full"), "--max_steps", "8", "--save_merged")
 
 
-def test_lma_loss_is_the_mean_over_the_answer_tokens_of_the_whole_step(tmp_path):
+def test_lma_loss_is_the_mean_over_the_answer_tokens_of_the_whole_step(tmp_path, lma_script):
     """Two records whose answers have 3 and 14 tokens: batch 2 and 2 x batch 1 accumulated give one loss and
     one update. A mean per micro-batch (the old loss) would weigh the short answer's tokens 14/3 times more."""
     records = write_synthetic_video_qa(tmp_path / "qa", 3, size=64, num_frames=24)
@@ -58,9 +61,9 @@ def test_lma_loss_is_the_mean_over_the_answer_tokens_of_the_whole_step(tmp_path)
     records.write_text("".join(json.dumps(r) + "\n" for r in rows))
     common = ("--max_steps", "1", "--lora_dropout", "0", "--num_eval_samples", "1", "--trace_steps",
               "--frame_budgets", "4")
-    batch = lma(str(records), tmp_path / "batch", *common, "--per_device_batch_size", "2",
+    batch = lma(lma_script, str(records), tmp_path / "batch", *common, "--per_device_batch_size", "2",
                 "--gradient_accumulation_steps", "1")
-    accumulated = lma(str(records), tmp_path / "accumulated", *common, "--per_device_batch_size", "1",
+    accumulated = lma(lma_script, str(records), tmp_path / "accumulated", *common, "--per_device_batch_size", "1",
                       "--gradient_accumulation_steps", "2")
 
     (step,) = [json.loads(line) for line in (accumulated / "trace" / "rank-0.jsonl").read_text().splitlines()]
@@ -82,8 +85,8 @@ def test_lma_loss_is_the_mean_over_the_answer_tokens_of_the_whole_step(tmp_path)
     assert all("lora_" in k or "multi_modal_projector" in k for k in base)
 
 
-def test_precision_comes_from_accelerate_and_frozen_weights_are_held_in_it(tmp_path, qa):
-    out = lma(qa, tmp_path / "bf16", "--max_steps", "1", "--eval_steps", "0", "--num_eval_samples", "2",
+def test_precision_comes_from_accelerate_and_frozen_weights_are_held_in_it(tmp_path, qa, lma_script):
+    out = lma(lma_script, qa, tmp_path / "bf16", "--max_steps", "1", "--eval_steps", "0", "--num_eval_samples", "2",
               launch=("--cpu", "--mixed_precision", "bf16", "--num_processes", "1"))
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["mixed_precision"] == "bf16" and summary["frozen_dtype"] == "torch.bfloat16"
@@ -92,7 +95,7 @@ def test_precision_comes_from_accelerate_and_frozen_weights_are_held_in_it(tmp_p
     trained = load_file(out / "checkpoint-1" / "model.safetensors")
     assert trained and {t.dtype for t in trained.values()} == {torch.float32}
 
-    proc = subprocess.run([sys.executable, *LMA, "--train_data", qa, "--output_dir", str(tmp_path / "x"),
+    proc = subprocess.run([sys.executable, *lma_script, "--train_data", qa, "--output_dir", str(tmp_path / "x"),
                            "--mixed_precision", "bf16"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "accelerate launch --mixed_precision bf16" in proc.stderr
 

@@ -15,21 +15,30 @@ Writes to output_dir: checkpoint-<step>/ (accelerator.save_state + trainer_state
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
-import torch
-
-from liteframe_hf.training.cache import build_target_cache
-from liteframe_hf.training.checkpoint import load_checkpoint
-from liteframe_hf.training.config import CTDConfig
-from liteframe_hf.training.data import CTDClipDataset, EpochSampler, VideoTable, collate_clips
-from liteframe_hf.training.losses import ctd_loss, ctd_metrics
-from liteframe_hf.training.loop import finish_run, frozen_dtype, make_loader, start_run, train
-from liteframe_hf.training.models import build_student, load_teacher, student_config
-from liteframe_hf.training.optim import build_optimizer, build_scheduler
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # _recipes.py is beside this script; tests load the script by path
+    sys.path.insert(0, HERE)
+from _recipes import parse_recipe  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg, accelerator, resume_path, output = start_run(CTDConfig, argv, __doc__)
+    cfg = parse_recipe("CTDConfig", argv, __doc__)
+
+    import torch
+
+    from liteframe_hf.training.cache import build_target_cache
+    from liteframe_hf.training.data import CTDClipDataset, VideoTable, collate_clips
+    from liteframe_hf.training.losses import ctd_loss, ctd_metrics
+    from liteframe_hf.training.loop import RunFinished, finish_run, frozen_dtype, prepare_training, start_run, train
+    from liteframe_hf.training.models import build_student, load_teacher, student_config
+
+    try:
+        accelerator, resume_path, output = start_run(cfg)
+    except RunFinished as finished:
+        return finished.summary
 
     # --- Teacher (frozen, in the run's precision, outside `prepare`: it has no gradients to synchronise) and data:
     # random clips for training, a fixed set of held-out clips for evaluation.
@@ -42,10 +51,12 @@ def main(argv: list[str] | None = None) -> dict:
     eval_set = CTDClipDataset(eval_table, cfg, image_size, seed=cfg.seed + 1, fixed=True, length=cfg.num_eval_clips)
 
     # --- Student: clipped from the teacher, its head fitted on real training clips (skipped when resuming: the
-    # checkpoint overwrites the weights).
+    # checkpoint overwrites the weights). One clip per video (item i is a clip of video i % videos): the head's
+    # ridge is cross-validated over these clips, and clips of one video would let it pick a weak ridge whose
+    # head amplifies every early update until CTD diverges (docs/ctd_stability.md).
     calibration = None
     if resume_path is None and cfg.student_init == "teacher":
-        count = min(cfg.num_calibration_clips, len(train_set))
+        count = min(cfg.num_calibration_clips, len(train_set), len(train_set.table))
         calibration = torch.stack([train_set[i]["pixel_values"] for i in range(count)])  # (N, clip_len, 3, S, S)
     student, init_report = build_student(cfg, teacher, config, calibration, initialise=resume_path is None)
     if init_report is not None:
@@ -61,24 +72,11 @@ def main(argv: list[str] | None = None) -> dict:
             accelerator, train_set, teacher, cfg.target_cache, recipe, cfg.cache_shard_size,
             cfg.per_device_batch_size, cfg.num_workers)
         accelerator.print(f"teacher targets cached in {cfg.target_cache} ({cache_seconds:.1f}s to build)")
-    train_loader = make_loader(train_set, cfg.per_device_batch_size, collate_clips, cfg.num_workers,
-                               EpochSampler(len(train_set), cfg.seed), cfg.seed)
-    eval_loader = make_loader(eval_set, cfg.per_device_batch_size, collate_clips, cfg.num_workers,
-                              EpochSampler(len(eval_set), cfg.seed, shuffle=False), cfg.seed)
 
-    # --- Optimisation. The scheduler is stepped once per optimizer step, and checkpointed.
-    optimizer = build_optimizer(student, cfg)
-    scheduler = build_scheduler(optimizer, cfg)
-    student, optimizer, eval_loader = accelerator.prepare(student, optimizer, eval_loader)
-    # The loop reads a step's micro-batches ahead (to count its clips) and moves each to the device in turn.
-    train_loader = accelerator.prepare_data_loader(train_loader, device_placement=False)
-    accelerator.register_for_checkpointing(scheduler)
-
-    # --- Resume: weights, optimizer, scheduler, RNG (accelerate) + step, data position, counters (ours).
-    state = {"step": 0, "micro_batches": 0, "clips": 0, "skipped_videos": 0}
-    if resume_path is not None:
-        state = load_checkpoint(accelerator, resume_path)
-        accelerator.print(f"resumed from {resume_path} at step {state['step']}")
+    # --- Loaders, AdamW + schedule, Accelerate, resume.
+    counters = ("clips", "skipped_videos")
+    student, optimizer, scheduler, train_loader, eval_loader, state = prepare_training(
+        accelerator, cfg, student, train_set, eval_set, collate_clips, resume_path, counters)
 
     def clips(batch) -> int:
         return batch["pixel_values"].shape[0]
@@ -112,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {f"eval/{name}": torch.cat(values).mean().item() for name, values in scores.items()}
 
     stats = train(accelerator, cfg, name="ctd", model=student, optimizer=optimizer, scheduler=scheduler,
-                  loader=train_loader, state=state, output=output, counters=("clips", "skipped_videos"),
+                  loader=train_loader, state=state, output=output, counters=counters,
                   phases=("teacher", "student"), items=clips, micro_step=micro_step, evaluate=evaluate,
                   eval_columns=("eval/mse", "eval/cosine"))
 

@@ -18,24 +18,35 @@ pushed folder: loads with plain transformers and trust_remote_code), train_summa
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from peft import PeftModel, get_peft_model
+import sys
+from pathlib import Path
 
-from liteframe_hf.hub import write_pipeline_entry
-from liteframe_hf.modeling.modeling_liteframe import LiteFrameForConditionalGeneration
-from liteframe_hf.training.checkpoint import checkpoint_trainable_only, load_checkpoint
-from liteframe_hf.training.config import LMAConfig
-from liteframe_hf.training.data import ConversationCollator, EpochSampler, VideoConversationDataset, VideoTable
-from liteframe_hf.training.loop import finish_run, frozen_dtype, make_loader, start_run, train
-from liteframe_hf.training.models import build_lma_model, lma_lora_config
-from liteframe_hf.training.optim import build_optimizer, build_scheduler
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # _recipes.py is beside this script; tests load the script by path
+    sys.path.insert(0, HERE)
+from _recipes import parse_recipe  # noqa: E402
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values_videos", "video_num_frames", "labels")
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg, accelerator, resume_path, output = start_run(LMAConfig, argv, __doc__)
+    cfg = parse_recipe("LMAConfig", argv, __doc__)
+
+    import torch
+    import torch.nn.functional as F
+    from peft import PeftModel, get_peft_model
+
+    from liteframe_hf.hub import write_pipeline_entry
+    from liteframe_hf.modeling.modeling_liteframe import LiteFrameForConditionalGeneration
+    from liteframe_hf.training.data import ConversationCollator, VideoConversationDataset, VideoTable
+    from liteframe_hf.training.loop import RunFinished, finish_run, frozen_dtype, prepare_training, start_run, train
+    from liteframe_hf.micro import peft_wrapping
+    from liteframe_hf.training.models import build_lma_model, lma_lora_config
+
+    try:
+        accelerator, resume_path, output = start_run(cfg)
+    except RunFinished as finished:
+        return finished.summary
 
     # --- Model, its frozen weights in the run's precision. An assembled base (CTD encoder + LLM) is saved once so
     # the adapter can be loaded on top of it; a resumed run loads that saved base (the one its adapter was trained
@@ -55,7 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
     tokenizer = processor.tokenizer
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model = get_peft_model(model, lma_lora_config(cfg))
+    with peft_wrapping():
+        model = get_peft_model(model, lma_lora_config(cfg))
     for param in model.parameters():  # trained weights (LoRA, projector copy) in fp32 for AdamW; frozen ones stay in dtype
         if param.requires_grad:
             param.data = param.data.float()
@@ -85,25 +97,11 @@ def main(argv: list[str] | None = None) -> dict:
     train_set = VideoConversationDataset(table, cfg, processor, seed=cfg.seed, fixed=False, rows=train_rows)
     eval_set = VideoConversationDataset(eval_table, cfg, processor, seed=cfg.seed + 1, fixed=True, rows=eval_rows)
     collate = ConversationCollator(tokenizer.pad_token_id)
-    train_loader = make_loader(train_set, cfg.per_device_batch_size, collate, cfg.num_workers,
-                               EpochSampler(len(train_set), cfg.seed), cfg.seed)
-    eval_loader = make_loader(eval_set, cfg.per_device_batch_size, collate, cfg.num_workers,
-                              EpochSampler(len(eval_set), cfg.seed, shuffle=False), cfg.seed)
 
-    # --- Optimisation over the trainable parameters (LoRA + modules_to_save); scheduler stepped once per step.
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg)
-    model, optimizer, eval_loader = accelerator.prepare(model, optimizer, eval_loader)
-    # The loop reads a step's micro-batches ahead (to count its answer tokens) and moves each to the device in turn.
-    train_loader = accelerator.prepare_data_loader(train_loader, device_placement=False)
-    accelerator.register_for_checkpointing(scheduler)
-    trainable_names = checkpoint_trainable_only(accelerator, model)
-
-    # --- Resume.
-    state = {"step": 0, "micro_batches": 0, "videos": 0, "frames": 0, "answer_tokens": 0, "skipped_videos": 0}
-    if resume_path is not None:
-        state = load_checkpoint(accelerator, resume_path, trainable_names)
-        accelerator.print(f"resumed from {resume_path} at step {state['step']}")
+    # --- Loaders, AdamW + schedule over the trainable parameters (LoRA + modules_to_save), Accelerate, resume.
+    counters = ("videos", "frames", "answer_tokens", "skipped_videos")
+    model, optimizer, scheduler, train_loader, eval_loader, state = prepare_training(
+        accelerator, cfg, model, train_set, eval_set, collate, resume_path, counters, trainable_only=True)
 
     def answer_tokens(batch) -> torch.Tensor:
         return (batch["labels"][:, 1:] != -100).sum()
@@ -137,8 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {"eval/loss": (total[0] / total[1]).item()}
 
     stats = train(accelerator, cfg, name="lma", model=model, optimizer=optimizer, scheduler=scheduler,
-                  loader=train_loader, state=state, output=output,
-                  counters=("videos", "frames", "answer_tokens", "skipped_videos"), phases=("model",),
+                  loader=train_loader, state=state, output=output, counters=counters, phases=("model",),
                   items=answer_tokens, micro_step=micro_step, evaluate=evaluate, eval_columns=("eval/loss",))
 
     # --- Adapter (+ merged model). The full state dict is a collective under FSDP; only process 0 writes.
@@ -151,7 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
             # From the saved base + adapter, not the training model (whose weights FSDP holds in shards).
             base = LiteFrameForConditionalGeneration.from_pretrained(
                 unwrapped.peft_config["default"].base_model_name_or_path, dtype=dtype)
-            merged = PeftModel.from_pretrained(base, output / "adapter").merge_and_unload()
+            with peft_wrapping():
+                merged = PeftModel.from_pretrained(base, output / "adapter").merge_and_unload()
             merged.save_pretrained(output / "merged")
             processor.save_pretrained(output / "merged")
             write_pipeline_entry(output / "merged")  # the same auto_map + pipeline entry `liteframe push` writes

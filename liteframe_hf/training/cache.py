@@ -3,7 +3,9 @@
 With `clip_plan: fixed` item i is the same clip in every epoch, so the teacher's target for it can be computed once
 (`build_target_cache`, split over all processes by shard) and read back in the DataLoader workers
 (`TargetCache[i]`, memory-mapped) instead of running the teacher every step. ``index.json`` records a fingerprint
-of everything the targets depend on (teacher, WAP, frames, clip plan, video list); a mismatch rebuilds the cache.
+of everything the targets depend on (teacher, WAP, frames, clip plan, video list). A folder that holds the targets
+of another plan is never rebuilt in place (another run may still read it): it is refused, naming what differs. A
+folder without index.json or with missing shards (a build that was killed) is built again.
 
 Layout: ``<folder>/targets-00000.safetensors`` ... (tensor ``targets``: (clips_in_shard, T', H', W', D)), ``index.json``.
 """
@@ -54,13 +56,31 @@ class TargetCache:
         return {**self.__dict__, "_handles": {}}
 
 
-def _matches(folder: Path, fingerprint: str) -> bool:
+# What each fingerprint entry comes from, for the message that refuses a cache of another plan.
+_SOURCES = {"videos": "the video list (--train_data)", "length": "the number of clips (videos x --clips_per_video)",
+            "seed": "--seed", "fixed": "--clip_plan", "image_size": "--image_size", "clip_len": "--clip_len",
+            "fps": "--min_fps / --max_fps", "mean": "--image_mean", "std": "--image_std", "teacher": "--teacher",
+            "weighting": "--teacher_weighting", "block": "--wap_block", "dtype": "the teacher's precision"}
+
+
+def _read_index(folder: Path) -> dict | None:
     try:
-        index = json.loads((folder / INDEX).read_text())
+        return json.loads((folder / INDEX).read_text())
     except (OSError, ValueError):
-        return False
+        return None
+
+
+def _complete(folder: Path, index: dict) -> bool:
     shards = -(-int(index["num_clips"]) // int(index["shard_size"]))
-    return index.get("fingerprint") == fingerprint and all((folder / _shard_name(s)).is_file() for s in range(shards))
+    return all((folder / _shard_name(s)).is_file() for s in range(shards))
+
+
+def _differences(index: dict, data: dict, recipe: dict) -> list[str]:
+    """'<what>: <cached> -> <this run>' for every setting in which the cached plan differs from this run's."""
+    cached = {**index.get("data", {}), **index.get("recipe", {})}
+    wanted = {**data, **recipe}
+    return [f"{_SOURCES.get(key, key)}: {cached.get(key)!r} cached, {wanted.get(key)!r} now"
+            for key in sorted(set(cached) | set(wanted)) if cached.get(key) != wanted.get(key)]
 
 
 def build_target_cache(accelerator: Accelerator, dataset, teacher: Teacher, folder: str | Path, recipe: dict,
@@ -73,10 +93,20 @@ def build_target_cache(accelerator: Accelerator, dataset, teacher: Teacher, fold
     import time
 
     folder = Path(folder)
-    fingerprint = hashlib.sha256(json.dumps({"data": dataset.fingerprint(), "teacher": recipe},
+    data = dataset.fingerprint()
+    fingerprint = hashlib.sha256(json.dumps({"data": data, "teacher": recipe},
                                             sort_keys=True).encode()).hexdigest()[:20]
     start = time.perf_counter()
-    if not _matches(folder, fingerprint):
+    index = _read_index(folder)
+    if index is not None and index.get("fingerprint") != fingerprint:
+        # JSON round trip: the index stores lists where the recipe may hold tuples.
+        differences = _differences(index, json.loads(json.dumps(data)), json.loads(json.dumps(recipe)))
+        raise ValueError(
+            f"target cache {folder} holds the teacher targets of another clip plan ("
+            f"{'; '.join(differences) or 'fingerprint ' + str(index.get('fingerprint'))}). It is not rebuilt in "
+            f"place: pass another --target_cache folder (or --target_cache auto for <output_dir>/target_cache), or "
+            f"delete {folder} to rebuild it for this run")
+    if index is None or not _complete(folder, index):
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             folder.mkdir(parents=True, exist_ok=True)

@@ -109,15 +109,18 @@ class CTDConfig(TrainConfig):
     output_dir: str = option("outputs/ctd", TrainConfig.__dataclass_fields__["output_dir"].metadata["help"])
     # --- teacher
     teacher: str = option("asset:dinov2", "teacher: a folder (InternVL3-*-hf, DINOv2, CLIP, SigLIP), a Hub id, "
-                                          "asset:dinov2, or random:dinov2-tiny (tiny random ViT for tests)", "teacher")
+                                          "asset:dinov2, or random:internvit-300m (benchmarks)", "teacher")
     teacher_weighting: str | None = option(None, "WAP weighting: cls_dot, cls_attn, mean (default: cls_dot when the "
                                                  "teacher has a CLS token, else mean)", "teacher")
     wap_block: list[int] = option([4, 2, 2], "WAP block (t, h, w): 16x compression by default", "teacher")
     teacher_chunk_size: int | None = option(None, "run the teacher on at most N clips at a time (memory bound)",
                                             "teacher")
     target_cache: str | None = option(
-        None, "folder of sharded safetensors with the teacher's targets for a fixed clip plan; built on first use "
-              "(needs clip_plan: fixed), then the teacher is not run during training", "teacher")
+        None, "folder of sharded safetensors with the teacher's targets for a fixed clip plan (needs clip_plan: "
+              "fixed): built on first use, then the teacher is not run during training. 'auto': "
+              "<output_dir>/target_cache, so it follows --output_dir; None: no cache. A folder holding another "
+              "plan's targets (other videos, --clips_per_video, --seed, teacher...) is refused, not rebuilt",
+        "teacher")
     cache_shard_size: int = option(256, "clips per target-cache shard", "teacher")
     # --- student
     student_variant: str = option("liteframe-b", "named LiteFrameVisionConfig variant (liteframe-b, liteframe-micro, "
@@ -131,7 +134,8 @@ class CTDConfig(TrainConfig):
     student_head_init: str = option("lstsq", "student_init: teacher: head fitted to the teacher's WAP targets on "
                                              "real training clips ('lstsq') or the identity slice ('slice')",
                                     "student", choices=("lstsq", "slice"))
-    num_calibration_clips: int = option(8, "training clips used to fit the head (student_head_init: lstsq)",
+    num_calibration_clips: int = option(8, "training clips used to fit the head (student_head_init: lstsq), one "
+                                           "per video: fewer when there are fewer videos",
                                         "student")
     # --- objective and data plan
     clip_sigma: float = option(3.0, "ctd_loss clips (target - prediction) at clip_sigma x its std (paper: 3; "
@@ -143,6 +147,10 @@ class CTDConfig(TrainConfig):
     clips_per_video: int = option(1, "clips drawn from each video per epoch", "objective")
     num_eval_clips: int = option(64, "held-out clips scored at each evaluation (MSE and cosine to the target)",
                                  "logging")
+
+    def __post_init__(self) -> None:
+        if self.target_cache == "auto":  # resolved here so config.yaml records the folder the run really uses
+            self.target_cache = str(Path(self.output_dir) / "target_cache")
 
     def validate(self) -> None:
         super().validate()
@@ -176,8 +184,7 @@ class LMAConfig(TrainConfig):
     init_projector_from: str | None = option(None, "start the projector from the one in this folder: a PEFT adapter "
                                                    "(the teacher VLM's LMA adapter/) or a LiteFrame folder (paper: "
                                                    "LiteFrame's LMA starts from the teacher VLM's projector)", "model")
-    language_model: str = option("asset:smollm2", "causal LM folder or Hub id, asset:smollm2, or random:qwen2-tiny",
-                                 "model")
+    language_model: str = option("asset:smollm2", "causal LM folder or Hub id, or asset:smollm2", "model")
     lora_r: int = option(4, "LoRA rank (paper: 4 beat 8 and 16)", "lora")
     lora_alpha: int = option(8, "LoRA alpha (paper: 8)", "lora")
     lora_dropout: float = option(0.05, "LoRA dropout (paper: 0.05)", "lora")
@@ -208,6 +215,10 @@ class LMAConfig(TrainConfig):
         if self.frame_sampling not in ("random_fps", "processor"):
             raise ValueError(f"Invalid LMAConfig: frame_sampling must be 'random_fps' or 'processor'; got "
                              f"{self.frame_sampling!r}")
+
+
+# The recipe each script's --help names as the --config example.
+EXAMPLE_RECIPES = {CTDConfig: "training/configs/ctd_micro.yaml", LMAConfig: "training/configs/lma_micro.yaml"}
 
 
 # ----------------------------------------------------------------------------------------------- parsing
@@ -288,7 +299,8 @@ def build_parser(cls: type[TrainConfig], description: str | None = None) -> argp
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Every option can also be set in the --config YAML (same name); command-line "
                                             "flags override the file.")
-    parser.add_argument("--config", metavar="FILE", help="YAML recipe (e.g. training/configs/ctd_micro.yaml)")
+    example = EXAMPLE_RECIPES.get(cls, "training/configs/<recipe>.yaml")
+    parser.add_argument("--config", metavar="FILE", help=f"YAML recipe (e.g. {example})")
     hints = typing.get_type_hints(cls)
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(cls):
