@@ -20,7 +20,8 @@ setup(
     packages=find_packages(include=["liteframe_hf", "liteframe_hf.*"]) + ["liteframe_hf.modeling", "liteframe_hf.model_cards"],
     package_dir={"liteframe_hf.modeling": "modeling", "liteframe_hf.model_cards": "model_cards"},
     include_package_data=True,
-    package_data={"liteframe_hf.model_cards": ["*.md"]},
+    # The trained weights of the embedded micro models (liteframe_hf.micro), a few MB of safetensors.
+    package_data={"liteframe_hf.model_cards": ["*.md"], "liteframe_hf": ["weights/*.md", "weights/*/*"]},
     install_requires=[
         "torch>=2.4",
         "torchvision",

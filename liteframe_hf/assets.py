@@ -367,11 +367,10 @@ def _mb(n: int) -> str:
 class _Context:
     """Shared state of one fetch run: cache root, wheel folder, progress output, work folder."""
 
-    def __init__(self, root: Path, progress: Progress | None, keep_wheels: bool, use_installed: bool = True):
+    def __init__(self, root: Path, progress: Progress | None, use_installed: bool = True):
         self.root = root
         self.use_installed = use_installed
         self.wheels = root / "wheels"
-        self.keep_wheels = keep_wheels
         self._progress = progress
         self.t0 = time.perf_counter()
         self.downloaded: list[Path] = []
@@ -695,63 +694,34 @@ def _build_videos(folder: Path, ctx: _Context, opts: dict) -> dict:
 
 
 def _build_opencv(folder: Path, ctx: _Context, opts: dict) -> dict:
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise RuntimeError("apt-get/dpkg-deb not available (not a Debian-like system): the opencv clips are optional")
-    folder.mkdir(parents=True, exist_ok=True)
-    notes = {}
-    with tempfile.TemporaryDirectory(dir=ctx.root, prefix=".work-") as work:
-        ctx.say("apt-get download opencv-doc (about 96 MB) ...")
-        t = time.perf_counter()
-        proc = subprocess.run(["apt-get", "download", "opencv-doc"], cwd=work, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-        debs = sorted(Path(work).glob("opencv-doc_*.deb"))
-        if proc.returncode != 0 or not debs:
-            tail = "\n".join(proc.stdout.strip().splitlines()[-3:])
-            raise RuntimeError(f"`apt-get download opencv-doc` failed (try `apt-get update` first):\n{tail}")
-        deb = debs[0]
-        notes["package"] = deb.name
-        ctx.say(f"downloaded {deb.name} ({_mb(deb.stat().st_size)}) in {time.perf_counter() - t:.1f}s")
-        wanted = {"./" + k: v for k, v in OPENCV_FILES.items()}
-        wanted.update(OPENCV_FILES)
-        found = set()
-        tar_proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
-        try:
-            with tarfile.open(fileobj=tar_proc.stdout, mode="r|") as tar:
-                for member in tar:
-                    if member.name not in wanted or not member.isfile():
-                        continue
-                    fname, _ = wanted[member.name]
-                    src = tar.extractfile(member)
-                    stream = gzip.GzipFile(fileobj=src) if member.name.endswith(".gz") else src
-                    with open(folder / fname, "wb") as out:
-                        shutil.copyfileobj(stream, out, 1 << 20)
-                    found.add(fname)
-        finally:
-            tar_proc.stdout.close()
-            if tar_proc.poll() is None:
-                tar_proc.kill()
-            tar_proc.wait()
-    mismatched = []
-    for fname, sha in OPENCV_FILES.values():
-        if fname not in found:
-            raise RuntimeError(f"{fname} not found in {notes['package']}")
-        if _sha256(folder / fname) != sha:
-            mismatched.append(fname)
+    deb, mismatched = _apt_files(ctx, "opencv-doc", OPENCV_FILES, folder)
+    notes = {"package": deb}
     if mismatched:  # another Debian release: same clips, possibly re-encoded; keep them but say so
         notes["sha256"] = f"differs from Debian bookworm 4.6.0+dfsg-12 for {', '.join(mismatched)}"
         ctx.say("note: " + notes["sha256"])
     (folder / "ATTRIBUTION.txt").write_text(
-        f"From Debian package {notes['package']} (main; Apache-2.0 AND BSD-3-Clause per debian/copyright; media "
+        f"From Debian package {deb} (main; Apache-2.0 AND BSD-3-Clause per debian/copyright; media "
         "authorship not itemised).\nMegamind*.avi are excerpts of a DreamWorks trailer (copyright questionable: "
         "local tests only, do not redistribute). Megamind_bugy.avi is damaged on purpose.\n"
     )
-    notes["clips"] = sorted(found)
+    notes["clips"] = sorted(f for f, _ in OPENCV_FILES.values())
     return notes
+
+
+def _apt_files(ctx: _Context, package: str, files: dict[str, tuple[str, str]], folder: Path) -> tuple[str, list[str]]:
+    """Copy `files` ({member path: (file name, sha256)}) of one Debian package into `folder`; returns (deb file name,
+    the names whose sha256 differs: another Debian release may re-encode a clip, which is kept but reported)."""
+    deb, written = _apt_extract(ctx, package, folder, lambda m: files.get(m, (None,))[0])
+    missing = sorted({f for f, _ in files.values()} - set(written))
+    if missing:
+        raise RuntimeError(f"{', '.join(missing)} not found in {deb}")
+    return deb, [f for f, sha in files.values() if _sha256(folder / f) != sha]
 
 
 def _apt_extract(ctx: _Context, package: str, folder: Path, select: Callable[[str], str | None]) -> tuple[str, list[str]]:
     """`apt-get download` one Debian package and copy the regular files for which `select(member path)`
-    returns a destination (relative to `folder`); returns (deb file name, destinations written)."""
+    returns a destination (relative to `folder`), gunzipping `.gz` members whose destination is not `.gz`;
+    returns (deb file name, destinations written)."""
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise RuntimeError(f"apt-get/dpkg-deb not available (not a Debian-like system): cannot fetch {package}")
     written = []
@@ -774,8 +744,9 @@ def _apt_extract(ctx: _Context, package: str, folder: Path, select: Callable[[st
                     if dest is None:
                         continue
                     (folder / dest).parent.mkdir(parents=True, exist_ok=True)
-                    with tar.extractfile(member) as src, open(folder / dest, "wb") as out:
-                        shutil.copyfileobj(src, out, 1 << 20)
+                    gunzip = member.name.endswith(".gz") and not dest.endswith(".gz")
+                    with tar.extractfile(member) as raw, open(folder / dest, "wb") as out:
+                        shutil.copyfileobj(gzip.GzipFile(fileobj=raw) if gunzip else raw, out, 1 << 20)
                     written.append(dest)
         finally:
             tar_proc.stdout.close()
@@ -789,12 +760,9 @@ def _build_footage(folder: Path, ctx: _Context, opts: dict) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     notes, mismatched, lines = {"packages": []}, [], []
     for package, files in FOOTAGE_DEBS.items():
-        deb, written = _apt_extract(ctx, package, folder, lambda m, files=files: files.get(m, (None,))[0])
-        missing = sorted({f for f, _ in files.values()} - set(written))
-        if missing:
-            raise RuntimeError(f"{', '.join(missing)} not found in {deb}")
+        deb, differ = _apt_files(ctx, package, files, folder)
         notes["packages"].append(deb)
-        mismatched += [f for f, sha in files.values() if _sha256(folder / f) != sha]
+        mismatched += differ
         lines.append(f"{', '.join(f for f, _ in files.values())}: Debian {deb} ({', '.join(files)})")
     ctx.wheel_file(GRADIO, GRADIO_WORLD[0], GRADIO_WORLD[1], folder / Path(GRADIO_WORLD[0]).name)
     lines.append(f"world.mp4: PyPI {GRADIO.requirement} ({GRADIO_WORLD[0]}), Apache-2.0")
@@ -862,7 +830,7 @@ def fetch_assets(
         raise ValueError(f"lm_dtype must be 'float32' or 'bfloat16'; got {lm_dtype!r}")
     root = cache_dir(cache)
     root.mkdir(parents=True, exist_ok=True)
-    ctx = _Context(root, progress, keep_wheels, use_installed)
+    ctx = _Context(root, progress, use_installed)
     results: dict[str, dict] = {}
     for name in names:
         asset = ASSETS[name]

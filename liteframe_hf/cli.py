@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv)  # prints usage / help and exits
         return 2
     module = importlib.import_module(dict((w, m) for w, m, _ in COMMANDS)[words])
-    sub = argparse.ArgumentParser(prog="liteframe " + " ".join(words), description=module.__doc__)
+    # The module docstring is the command's --help text: keep its examples and bullets on their own lines.
+    sub = argparse.ArgumentParser(prog="liteframe " + " ".join(words), description=module.__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(sub)
     args = sub.parse_args(argv[len(words) :])
     return int(module.main(args) or 0)

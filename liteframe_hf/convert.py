@@ -7,6 +7,12 @@ training or inference with `LiteFrameForConditionalGeneration.from_pretrained(ou
     liteframe convert --internvl InternVL3-8B-hf --out liteframe-8b-init
     liteframe convert --internvl DIR --out DIR --student-config liteframe-b --layer-map even --dtype bf16
 
+Try it without downloading InternVL3-8B-hf: from a source checkout,
+    pytest tests/test_convert.py -k cli
+builds a tiny random checkpoint in InternVL3-*-hf's layout (its `internvl` fixture shows how, with InternVL's
+special tokens and chat template) and runs `liteframe convert` on it. The other InternVL3-*-hf sizes (the smallest
+is OpenGVLab/InternVL3-1B-hf) share that layout; this repository's tests run only the tiny one.
+
 What is written:
 * weights: the student tower (`model.vision_tower.*`) from :func:`liteframe_hf.student_init.init_student_from_teacher`,
   then every projector / LLM / lm_head tensor of the source, renamed to our layout, in the source's dtype
@@ -15,8 +21,7 @@ What is written:
 * config.json (`LiteFrameConfig`: the student config with `out_hidden_size` = the teacher's width,
   `text_config` copied, `video_token_id` = `image_token_id`, `pixel_shuffle_ratio` = `downsample_ratio`),
   the remote-code files, generation_config.json;
-* the tokenizer and a `LiteFrameProcessor` (placeholders per clip from `config.tokens_per_clip()`), or the tokenizer
-  files alone when the processor classes are not available;
+* the tokenizer and a `LiteFrameProcessor` (placeholders per clip from `config.tokens_per_clip()`);
 * liteframe_conversion.json: what was done (layer map, head fit quality, source).
 
 Memory: the 8B model is never held whole. Tensors are read one at a time with `safe_open` (reopened per
@@ -43,6 +48,8 @@ import torch
 from huggingface_hub import split_torch_state_dict_into_shards
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from tqdm.auto import tqdm
+from transformers import GenerationConfig
 from transformers.modeling_utils import str_to_torch_dtype
 
 from .modeling.configuration_liteframe import VISION_VARIANTS, LiteFrameConfig, LiteFrameVisionConfig
@@ -150,7 +157,8 @@ def write_safetensors_shards(
     split = split_torch_state_dict_into_shards(meta, max_shard_size=max_shard_size)
     by_name = {p.name: p for p in plans}
     out_dir = Path(out_dir)
-    bar = _progress_bar(split.metadata["total_size"], "writing shards", progress)
+    bar = tqdm(total=split.metadata["total_size"], desc="writing shards", unit="B", unit_scale=True, unit_divisor=1024,
+               disable=not progress)
     try:
         for filename, names in split.filename_to_tensors.items():
             shard = {}
@@ -171,12 +179,6 @@ def write_safetensors_shards(
     if split.is_sharded:
         (out_dir / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return index
-
-
-def _progress_bar(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled)
 
 
 # ----------------------------------------------------------------------------------------------- source
@@ -467,7 +469,10 @@ def convert_internvl(
     else:
         notes.append(f"weights kept in the source's dtype ({str(source_dtype).replace('torch.', '')})")
     _write_config_and_code(config, out)
-    _write_generation_config(source.folder, config, out)
+    if (source.folder / "generation_config.json").is_file():
+        GenerationConfig.from_pretrained(source.folder).save_pretrained(out)
+    else:
+        GenerationConfig.from_model_config(config).save_pretrained(out)
     processor_note = _write_processor(source.folder, config, out, image_mean, image_std, notes)
     from .hub import write_pipeline_entry
 
@@ -572,38 +577,17 @@ def _write_config_and_code(config: LiteFrameConfig, out: Path) -> None:
     config.save_pretrained(out)
 
 
-def _write_generation_config(folder: Path, config: LiteFrameConfig, out: Path) -> None:
-    from transformers import GenerationConfig
-
-    if (folder / "generation_config.json").is_file():
-        generation = GenerationConfig.from_pretrained(folder)
-    else:
-        generation = GenerationConfig.from_model_config(config)
-    generation.save_pretrained(out)
-
-
 def _write_processor(folder: Path, config: LiteFrameConfig, out: Path, image_mean, image_std, notes: list[str]) -> str:
-    """A LiteFrameProcessor (tokenizer + video processor) when possible, else the tokenizer files. Returns a note."""
-    tokenizer_files = [name for name in TOKENIZER_FILES if (folder / name).is_file()]
-    if not tokenizer_files:
+    """A LiteFrameProcessor (tokenizer + video processor) from the source's tokenizer. Returns a note."""
+    from transformers import AutoTokenizer
+
+    from .modeling.processing_liteframe import LiteFrameProcessor
+    from .modeling.video_processing_liteframe import LiteFrameVideoProcessor
+
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         notes.append(f"{folder} has no tokenizer files: add a tokenizer (and processor) to {out} before use")
         return "none (no tokenizer in the source)"
-    try:
-        from transformers import AutoTokenizer
-
-        from .modeling.processing_liteframe import LiteFrameProcessor
-        from .modeling.video_processing_liteframe import LiteFrameVideoProcessor
-    except ImportError as e:
-        for name in tokenizer_files:
-            shutil.copy2(folder / name, out / name)
-        notes.append(f"LiteFrameProcessor unavailable ({e}): copied the tokenizer files only")
-        return "tokenizer files copied"
-    size = config.vision_config.image_size
-    kwargs = {"size": {"height": size, "width": size}, "clip_len": config.vision_config.clip_len}
-    if image_mean and image_std:
-        kwargs.update(image_mean=image_mean, image_std=image_std)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    video_processor = LiteFrameVideoProcessor(**kwargs)
     for cls, auto in ((LiteFrameProcessor, "AutoProcessor"), (LiteFrameVideoProcessor, "AutoVideoProcessor")):
         if getattr(cls, "_auto_class", None) is None:  # remote code: save writes auto_map and copies the files
             cls.register_for_auto_class(auto)
@@ -611,11 +595,12 @@ def _write_processor(folder: Path, config: LiteFrameConfig, out: Path, image_mea
     if template is not None and "video" not in template:
         notes.append("the source chat template has no video content type: wrote LiteFrame's (ChatML + <video>) instead")
         template = None
-    processor = LiteFrameProcessor(video_processor=video_processor, tokenizer=tokenizer, chat_template=template,
-                                   model_config=config)  # placeholder counts derived from the config at any size
+    normalisation = {"image_mean": image_mean, "image_std": image_std} if image_mean and image_std else {}
+    processor = LiteFrameProcessor.for_model(tokenizer, config, chat_template=template, **normalisation)
     processor.save_pretrained(out)
     origin = "the source's chat template" if template is not None else "LiteFrame's chat template"
-    return f"LiteFrameProcessor (tokens_per_clip={config.tokens_per_clip()}, {size} px, {origin})"
+    return (f"LiteFrameProcessor (tokens_per_clip={config.tokens_per_clip()}, {config.vision_config.image_size} px, "
+            f"{origin})")
 
 
 def _source_chat_template(folder: Path) -> str | None:

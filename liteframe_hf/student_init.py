@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +56,7 @@ from .modeling.modeling_liteframe import (
     TemporalAttention,
 )
 from .modeling.video_processing_liteframe import INTERNVIT_MEAN, INTERNVIT_STD
-from .teachers import Teacher
+from .teachers import Teacher, frozen_borrow
 
 __all__ = [
     "init_student_from_teacher",
@@ -111,16 +111,7 @@ class StudentInitReport:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {
-            "teacher": self.teacher,
-            "teacher_layers": self.teacher_layers,
-            "student_layers": self.student_layers,
-            "layer_map": list(self.layer_map),
-            "attention_slicing": self.attention_slicing,
-            "sliced": [list(map(lambda x: list(x) if isinstance(x, tuple) else x, row)) for row in self.sliced],
-            "head": dict(self.head),
-            "notes": list(self.notes),
-        }
+        return asdict(self)  # JSON-ready: json writes the shape tuples as lists
 
     def summary(self) -> str:
         lines = [
@@ -128,12 +119,9 @@ class StudentInitReport:
             f"attention sliced {self.attention_slicing})",
             "  layer map (student <- teacher): " + ", ".join(f"{s}<-{t}" for s, t in enumerate(self.layer_map)),
         ]
-        embed = [row for row in self.sliced if not row[0].startswith("layers.")]
-        for name, source, t_shape, s_shape in embed:
-            lines.append(f"  {name}: {source} {tuple(t_shape)} -> {tuple(s_shape)}")
-        block0 = [row for row in self.sliced if row[0].startswith("layers.0.")]
-        for name, source, t_shape, s_shape in block0:
-            lines.append(f"  {name}: {source} {tuple(t_shape)} -> {tuple(s_shape)}")
+        # the embeddings, the final norm and block 0; the other blocks are sliced alike
+        lines += [f"  {name}: {source} {tuple(t_shape)} -> {tuple(s_shape)}" for name, source, t_shape, s_shape
+                  in self.sliced if not name.startswith("layers.") or name.startswith("layers.0.")]
         if len(self.layer_map) > 1:
             lines.append(f"  (blocks 1..{len(self.layer_map) - 1} sliced the same way)")
         if self.head:
@@ -142,8 +130,7 @@ class StudentInitReport:
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
-    def __str__(self) -> str:
-        return self.summary()
+    __str__ = summary
 
 
 # ----------------------------------------------------------------------------------------------- public API
@@ -185,6 +172,7 @@ def init_student_from_teacher(
     *,
     head_init: str = "lstsq",
     calibration_clips: torch.Tensor | None = None,
+    calibration_groups: Sequence[int] | None = None,
     num_calibration_clips: int = 8,
     calibration_size: int | None = None,
     eval_clips: torch.Tensor | None = None,
@@ -209,9 +197,14 @@ def init_student_from_teacher(
         calibration_clips: (N, clip_len, 3, H, W) frames normalised the way the *student* will see them; by
             default ``num_calibration_clips`` synthetic clips at ``calibration_size`` px (default: the
             student's image size).
+        calibration_groups: the video each calibration clip comes from (one id per clip). ``ridge="auto"``
+            then cross-validates over whole videos. Clips of one video are near-copies: folds over clips of a
+            few videos pick a weak ridge whose head has a large gain on the pre-head features, and the first CTD
+            steps on such a head diverge (docs/ctd_stability.md). Default: every clip its own video.
         eval_clips: optional held-out clips on which the head's cosine is also measured (``eval_cosine``).
         ridge: ridge strength relative to the mean eigenvalue of the features' covariance, or ``"auto"``
-            (default): the value of `RIDGE_GRID` with the lowest held-out MSE in 4-fold cross-validation over clips.
+            (default): the value of `RIDGE_GRID` with the lowest held-out MSE in 4-fold cross-validation over
+            videos (`calibration_groups`); with clips of fewer than two videos, the strongest value of the grid.
         weighting, feature_layer: WAP weighting / teacher feature layer of the targets (default: the
             ``Teacher``'s settings, else ``cls_dot`` and the last layer).
         image_mean, image_std / teacher_image_mean, teacher_image_std: pixel normalisation of the student's
@@ -272,12 +265,13 @@ def init_student_from_teacher(
     params = dict(student.named_parameters())
     i_s = cfg.intermediate_size
 
-    def put(name: str, value: torch.Tensor, source: str, source_shape) -> None:
-        target = params[name]
+    def put(name: str, value: torch.Tensor, source: str | None = None) -> None:
+        """Copy `value`, computed from the teacher tensor `source` (default: the same name), into `name`."""
+        target, source = params[name], source or name
         if tuple(value.shape) != tuple(target.shape):  # a bug here, not a user error
             raise RuntimeError(f"{name}: computed {tuple(value.shape)} for a {tuple(target.shape)} parameter")
         target.copy_(value.to(device=target.device, dtype=target.dtype))
-        report.sliced.append((name, source, tuple(source_shape), tuple(value.shape)))
+        report.sliced.append((name, source, tuple(state[source].shape), tuple(value.shape)))
 
     # ---- embeddings
     _init_embeddings(student, state, info, put, report, image_mean, image_std, teacher_image_mean, teacher_image_std)
@@ -296,9 +290,9 @@ def init_student_from_teacher(
             src = prefix + theirs
             if ours.startswith(("layernorm", "lambda")):
                 key = src if ours.startswith("lambda") else src + ".weight"
-                put(dst if ours.startswith("lambda") else dst + ".weight", state[key][:d_s], key, state[key].shape)
+                put(dst if ours.startswith("lambda") else dst + ".weight", state[key][:d_s], key)
                 if ours.startswith("layernorm"):
-                    put(dst + ".bias", state[src + ".bias"][:d_s], src + ".bias", state[src + ".bias"].shape)
+                    put(dst + ".bias", state[src + ".bias"][:d_s], src + ".bias")
                 continue
             w, b = state[src + ".weight"], state.get(src + ".bias")
             if ours in ("attention.q_proj", "attention.k_proj", "attention.v_proj"):
@@ -310,12 +304,12 @@ def init_student_from_teacher(
                 new_w, new_b = w[:i_s, :d_s], None if b is None else b[:i_s]
             else:  # mlp.fc2
                 new_w, new_b = w[:d_s, :i_s], None if b is None else b[:d_s]
-            put(dst + ".weight", new_w, src + ".weight", w.shape)
+            put(dst + ".weight", new_w, src + ".weight")
             if dst + ".bias" in params:
                 if new_b is None:
                     params[dst + ".bias"].zero_()
                 else:
-                    put(dst + ".bias", new_b, src + ".bias", b.shape)
+                    put(dst + ".bias", new_b, src + ".bias")
             elif new_b is not None and new_b.abs().max() > 0:
                 report.notes.append(f"{dst}: the student has no bias; the teacher's {src}.bias was dropped")
 
@@ -324,8 +318,7 @@ def init_student_from_teacher(
     if student.post_layernorm is not None:
         if info["final_norm"]:
             for suffix in ("weight", "bias"):
-                put(f"post_layernorm.{suffix}", state[f"layernorm.{suffix}"][:d_s], f"layernorm.{suffix}",
-                    state[f"layernorm.{suffix}"].shape)
+                put(f"post_layernorm.{suffix}", state[f"layernorm.{suffix}"][:d_s], f"layernorm.{suffix}")
             report.notes = [n for n in report.notes if not n.startswith("teacher final LayerNorm present")]
             report.notes.append("teacher final LayerNorm copied into post_layernorm")
         else:
@@ -353,7 +346,7 @@ def init_student_from_teacher(
     # ---- head
     if isinstance(student.head, nn.Linear):
         _init_head(student, model, wrapper, info, report, head_init=head_init, calibration_clips=calibration_clips,
-                   num_calibration_clips=num_calibration_clips, calibration_size=calibration_size,
+                   calibration_groups=calibration_groups, num_calibration_clips=num_calibration_clips, calibration_size=calibration_size,
                    eval_clips=eval_clips, ridge=ridge, weighting=weighting, feature_layer=feature_layer,
                    chunk_size=chunk_size, image_mean=image_mean, image_std=image_std,
                    teacher_image_mean=teacher_image_mean, teacher_image_std=teacher_image_std, seed=seed)
@@ -479,12 +472,9 @@ def _init_embeddings(student, state, info, put, report, image_mean, image_std, t
         b = b + torch.einsum("ocij,c->o", w, shift)
         w = w * scale.view(1, -1, 1, 1)
         report.notes.append("student/teacher pixel normalisation differ: folded into the patch embedding")
-    put("embeddings.patch_embeddings.projection.weight", w, "embeddings.patch_embeddings.projection.weight",
-        state["embeddings.patch_embeddings.projection.weight"].shape)
-    put("embeddings.patch_embeddings.projection.bias", b, "embeddings.patch_embeddings.projection.bias",
-        state["embeddings.patch_embeddings.projection.bias"].shape)
-    cls = state["embeddings.cls_token"].reshape(1, 1, -1)
-    put("embeddings.cls_token", cls[..., :d_s], "embeddings.cls_token", state["embeddings.cls_token"].shape)
+    put("embeddings.patch_embeddings.projection.weight", w)
+    put("embeddings.patch_embeddings.projection.bias", b)
+    put("embeddings.cls_token", state["embeddings.cls_token"].reshape(1, 1, -1)[..., :d_s])
     # Position embeddings: channels sliced, grid resized like the teacher's own interpolate_pos_encoding.
     pos = state["embeddings.position_embeddings"][..., :d_s]  # (1, 1 + n*n, d_s)
     n_t = round((pos.shape[1] - 1) ** 0.5)
@@ -494,8 +484,7 @@ def _init_embeddings(student, state, info, put, report, image_mean, image_std, t
         grid = F.interpolate(grid, size=(n_s, n_s), mode="bicubic", align_corners=False)
         pos = torch.cat([pos[:, :1], grid.permute(0, 2, 3, 1).reshape(1, n_s * n_s, d_s)], dim=1)
         report.notes.append(f"position grid {n_t}x{n_t} -> {n_s}x{n_s} (bicubic, as the teacher interpolates)")
-    put("embeddings.position_embeddings", pos, "embeddings.position_embeddings",
-        state["embeddings.position_embeddings"].shape)
+    put("embeddings.position_embeddings", pos)
 
 
 def _normalisation_fold(mean_s, std_s, mean_t, std_t):
@@ -508,7 +497,8 @@ def _normalisation_fold(mean_s, std_s, mean_t, std_t):
     return std_s / std_t, (mean_s - mean_t) / std_t
 
 
-def _init_head(student, model, wrapper, info, report, *, head_init, calibration_clips, num_calibration_clips,
+def _init_head(student, model, wrapper, info, report, *, head_init, calibration_clips, calibration_groups,
+               num_calibration_clips,
                calibration_size, eval_clips, ridge, weighting, feature_layer, chunk_size, image_mean, image_std,
                teacher_image_mean, teacher_image_std, seed) -> None:
     cfg = student.config
@@ -529,17 +519,19 @@ def _init_head(student, model, wrapper, info, report, *, head_init, calibration_
             raise ValueError("head_init='lstsq' needs calibration clips: pass calibration_clips or num_calibration_clips >= 1")
         report.head = {"method": "slice (W = [I; 0])", "cosine": None}
         return
-    borrowed = _module_state(model)  # Teacher() freezes and evals the model it wraps; we only borrow it
-    teacher = _calibration_teacher(model, wrapper, weighting, feature_layer, chunk_size)
-    mean, std = image_mean or teacher_image_mean or IMAGENET_MEAN, image_std or teacher_image_std or IMAGENET_STD
-    fold = _normalisation_fold(image_mean, image_std, teacher_image_mean, teacher_image_std)
-    if calibration_clips is None:
-        size = calibration_size or cfg.image_size
-        calibration_clips = synthetic_clips(num_calibration_clips, cfg.clip_len, size, mean, std, seed=seed)
-        source = f"synthetic 1/f-noise clips ({num_calibration_clips} x {cfg.clip_len} frames, {size} px)"
-    else:
-        source = f"given clips {tuple(calibration_clips.shape)}"
-    try:
+    with frozen_borrow(model):  # Teacher() freezes and evals the model it wraps; we only borrow it
+        teacher = _calibration_teacher(model, wrapper, weighting, feature_layer, chunk_size)
+        mean, std = image_mean or teacher_image_mean or IMAGENET_MEAN, image_std or teacher_image_std or IMAGENET_STD
+        fold = _normalisation_fold(image_mean, image_std, teacher_image_mean, teacher_image_std)
+        if calibration_clips is None:
+            size = calibration_size or cfg.image_size
+            calibration_clips = synthetic_clips(num_calibration_clips, cfg.clip_len, size, mean, std, seed=seed)
+            source = f"synthetic 1/f-noise clips ({num_calibration_clips} x {cfg.clip_len} frames, {size} px)"
+        else:
+            source = f"given clips {tuple(calibration_clips.shape)}"
+        if calibration_groups is not None and len(calibration_groups) != calibration_clips.shape[0]:
+            raise ValueError(f"calibration_groups has {len(calibration_groups)} entries for {calibration_clips.shape[0]} "
+                             f"calibration clips: give the video of every clip")
         x, y, groups = _features_and_targets(student, teacher, calibration_clips, fold, chunk_size)
         result = {
             "method": "lstsq (ridge fit to the teacher's WAP targets)" if head_init == "lstsq" else "slice (W = [I; 0])",
@@ -549,7 +541,12 @@ def _init_head(student, model, wrapper, info, report, *, head_init, calibration_
         }
         if head_init == "lstsq":
             if ridge == "auto":
+                if calibration_groups is not None:  # row -> clip -> video
+                    groups = torch.as_tensor(list(calibration_groups))[groups]
                 ridge = _choose_ridge(x, y, groups)
+                count, unit = len(groups.unique()), "videos" if calibration_groups is not None else "clips"
+                result["ridge_cv"] = (f"{min(4, count)}-fold over {count} {unit}" if count > 1 else
+                                      f"1 {unit[:-1]}: nothing to hold out, the strongest ridge")
             weight, bias = _ridge_fit(x, y, float(ridge))
             head.weight.copy_(weight.to(head.weight))
             head.bias.copy_(bias.to(head.bias))
@@ -561,9 +558,6 @@ def _init_head(student, model, wrapper, info, report, *, head_init, calibration_
             result.update({f"eval_{k}": v for k, v in _fit_stats(head, ex, ey, reference).items()})
             result["eval_samples"] = int(ex.shape[0])
         report.head = result
-    finally:
-        if teacher is not wrapper:
-            _restore_module_state(model, borrowed)
 
 
 def _calibration_teacher(model, wrapper, weighting, feature_layer, chunk_size) -> Teacher:
@@ -578,16 +572,6 @@ def _calibration_teacher(model, wrapper, weighting, feature_layer, chunk_size) -
         dtype=param.dtype,
         chunk_size=chunk_size,
     )
-
-
-def _module_state(model: nn.Module) -> dict:
-    return {"training": model.training, "grads": {n: p.requires_grad for n, p in model.named_parameters()}}
-
-
-def _restore_module_state(model: nn.Module, state: dict) -> None:
-    for name, p in model.named_parameters():
-        p.requires_grad_(state["grads"][name])
-    model.train(state["training"])
 
 
 def _features_and_targets(student, teacher, clips, fold, chunk_size):
@@ -634,11 +618,12 @@ def _ridge_fit(x: torch.Tensor, y: torch.Tensor, ridge: float) -> tuple[torch.Te
 
 def _choose_ridge(x: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, folds: int = 4) -> float:
     """Relative ridge strength with the lowest held-out MSE (the CTD loss) in k-fold cross-validation over
-    whole clips (tokens of one clip are correlated, so they never straddle a split)."""
+    whole groups (clips or videos: correlated tokens never straddle a split). With one group there is nothing
+    to hold out: the strongest ridge, the head with the least gain on the pre-head features."""
     clips = groups.unique()
     folds = min(folds, len(clips))
     if folds < 2:
-        return RIDGE_GRID[len(RIDGE_GRID) // 2]
+        return RIDGE_GRID[-1]
     fold_of = {int(c): i % folds for i, c in enumerate(clips.tolist())}
     fold = torch.tensor([fold_of[int(g)] for g in groups])
     errors = []

@@ -36,7 +36,7 @@ from torch import nn
 
 from .wap import WEIGHTINGS, check_block, check_grid, wap
 
-__all__ = ["Teacher", "TeacherOutput", "INTERNVL_VISION_KEY_MAPPING", "cls_attention_probs"]
+__all__ = ["Teacher", "TeacherOutput", "INTERNVL_VISION_KEY_MAPPING", "cls_attention_probs", "frozen_borrow"]
 
 # InternVL3-*-hf checkpoints store the vision tower as `vision_tower.*` (the layout transformers also writes
 # on save) and the in-memory model calls it `model.vision_tower.*`; both become the bare
@@ -123,9 +123,7 @@ class Teacher(nn.Module):
         feature_layer: int | None = None,
     ):
         super().__init__()
-        device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-        if dtype is None:
-            dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        device, dtype = _device_dtype(device, dtype)
         if chunk_size is not None and int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be a positive number of clips or None; got {chunk_size}")
         self.model = model.to(device=device, dtype=dtype)
@@ -196,9 +194,7 @@ class Teacher(nn.Module):
         """
         from transformers import AutoConfig
 
-        device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-        if dtype is None:
-            dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        device, dtype = _device_dtype(device, dtype)
         config = AutoConfig.from_pretrained(path)
         model_cls, sub_config, key_mapping = _resolve_teacher_class(config)
         kwargs = dict(model_kwargs)
@@ -358,32 +354,51 @@ class Teacher(nn.Module):
         )
 
 
+@contextlib.contextmanager
+def frozen_borrow(model: nn.Module):
+    """Lend `model` to a :class:`Teacher` (which freezes it and sets eval mode) and give it back with the caller's
+    `requires_grad` flags and train/eval mode."""
+    flags, training = {n: p.requires_grad for n, p in model.named_parameters()}, model.training
+    try:
+        yield model
+    finally:
+        for name, p in model.named_parameters():
+            p.requires_grad_(flags[name])
+        model.train(training)
+
+
+def _device_dtype(device, dtype) -> tuple[torch.device, torch.dtype]:
+    """Defaults: cuda when available, else cpu; bfloat16 on a GPU, float32 on the CPU."""
+    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    return device, dtype if dtype is not None else (torch.bfloat16 if device.type == "cuda" else torch.float32)
+
+
+# model_type -> (vision model class, whether the checkpoint's config nests it as `vision_config`, key mapping)
+_TEACHER_TYPES = {
+    "internvl": ("InternVLVisionModel", True, INTERNVL_VISION_KEY_MAPPING),
+    "internvl_vision": ("InternVLVisionModel", False, INTERNVL_VISION_KEY_MAPPING),
+    "dinov2": ("Dinov2Model", False, None),
+    "dinov2_with_registers": ("Dinov2WithRegistersModel", False, None),
+    "clip": ("CLIPVisionModel", True, None),
+    "clip_vision_model": ("CLIPVisionModel", False, None),
+    "siglip": ("SiglipVisionModel", True, None),
+    "siglip_vision_model": ("SiglipVisionModel", False, None),
+}
+
+
 def _resolve_teacher_class(config):
     """(model class, config to pass or None, key_mapping or None) for a checkpoint's top-level config."""
     import transformers
 
     model_type = getattr(config, "model_type", "")
-    if model_type == "internvl":
-        return transformers.InternVLVisionModel, config.vision_config, INTERNVL_VISION_KEY_MAPPING
-    if model_type == "internvl_vision":
-        return transformers.InternVLVisionModel, None, INTERNVL_VISION_KEY_MAPPING
-    if model_type == "dinov2":
-        return transformers.Dinov2Model, None, None
-    if model_type == "dinov2_with_registers":
-        return transformers.Dinov2WithRegistersModel, None, None
-    if model_type == "clip":
-        return transformers.CLIPVisionModel, config.vision_config, None
-    if model_type == "clip_vision_model":
-        return transformers.CLIPVisionModel, None, None
-    if model_type == "siglip":
-        return transformers.SiglipVisionModel, config.vision_config, None
-    if model_type == "siglip_vision_model":
-        return transformers.SiglipVisionModel, None, None
+    if model_type in _TEACHER_TYPES:
+        name, nested, key_mapping = _TEACHER_TYPES[model_type]
+        return getattr(transformers, name), config.vision_config if nested else None, key_mapping
     if hasattr(config, "vision_config"):
         raise ValueError(
             f"don't know how to take the vision tower out of a {model_type!r} checkpoint; supported teachers: "
-            "internvl (InternVL3-*-hf), internvl_vision, dinov2, dinov2_with_registers, clip, clip_vision_model, "
-            "siglip, siglip_vision_model. Load the vision model yourself and pass it to Teacher(model)."
+            f"{', '.join(_TEACHER_TYPES)} (internvl: InternVL3-*-hf). Load the vision model yourself and pass it "
+            "to Teacher(model)."
         )
     return transformers.AutoModel, None, None
 

@@ -1,23 +1,10 @@
 """Weighted Average Pooling (WAP): the spatio-temporal token compression behind LiteFrame's CTD targets.
 
-Teacher features of a clip are a per-frame CLS token ``c_tau`` and a patch grid ``x`` (T frames of HxW).
-The grid is cut into non-overlapping blocks of ``(t, h, w)`` tokens (default ``(4, 2, 2)``: 16x fewer
-tokens) and every block is replaced by a weighted average of its tokens:
-
-    cls_dot  (default)  a_k = softmax_k(<c_tau(k), x_k> / sqrt(D))   -- each token scored against the CLS
-                        of its own frame; the softmax runs over the block's t*h*w tokens
-    cls_attn            a_k = p_k / sum_block p                       -- p: the teacher's last-layer
-                        CLS->patch attention probabilities, head-averaged, renormalised within the block
-    mean                a_k = 1 / (t*h*w)                             -- plain average pooling (teachers
-                        without a CLS token, e.g. SigLIP)
-
-    y_block = sum_k a_k x_k
-
-Everything is vectorised (one reshape into blocks, no Python loop over blocks). Scores, softmax and the
-weighted sum run in float32 whatever the input dtype; the result is cast back to the dtype of
-``patches``. The block reshaping, ``cls_dot`` scoring and weighted sum live in ``modeling/wap_liteframe.py``
-(shared with the encoder's output pooling, which runs as Hub remote code); this module adds input checks
-and the ``cls_attn`` / ``mean`` weightings.
+Every ``(t, h, w)`` block of a clip's token grid (default ``(4, 2, 2)``: 16x fewer tokens) becomes the weighted
+average of its tokens, weighted by ``cls_dot`` (default), ``cls_attn`` or ``mean`` (docs/design.md, "WAP"). Scores,
+softmax and sum run in float32; the result has the dtype of ``patches``. The block reshaping, ``cls_dot`` scoring
+and weighted sum live in ``modeling/wap_liteframe.py`` (shared with the encoder's output pooling, which runs as
+Hub remote code); this module adds input checks and the ``cls_attn`` / ``mean`` weightings.
 """
 
 from __future__ import annotations
@@ -37,9 +24,10 @@ def check_block(block: Sequence[int]) -> tuple[int, int, int]:
     """Validate a ``(t, h, w)`` block and return it as a tuple of three positive ints."""
     try:
         t, h, w = (int(b) for b in block)
+        valid = min(t, h, w) >= 1 and all(int(b) == b for b in block)
     except (TypeError, ValueError):
-        raise ValueError(f"block must be three positive integers (t, h, w), e.g. (4, 2, 2); got {block!r}") from None
-    if min(t, h, w) < 1 or any(int(b) != b for b in block):
+        valid = False
+    if not valid:
         raise ValueError(f"block must be three positive integers (t, h, w), e.g. (4, 2, 2); got {block!r}")
     return t, h, w
 

@@ -240,6 +240,23 @@ class LiteFrameProcessor(ProcessorMixin):
         self.model_config, self._config, self._fixed_tokens_per_clip = kept, config, None
 
     @classmethod
+    def for_model(cls, tokenizer, model_config, image_size: int | None = None, chat_template=None, **video_kwargs):
+        """The processor of a LiteFrame model built from a bare tokenizer: a `LiteFrameVideoProcessor` for square
+        frames of `image_size` px (default: the config's) with the config's clip_len, and placeholder counts
+        derived from `model_config` at any frame size. `video_kwargs` set other video settings (`num_frames`,
+        `image_mean`, ...); None values keep the class defaults."""
+        from .video_processing_liteframe import LiteFrameVideoProcessor
+
+        vision = model_config.vision_config
+        size = int(image_size or vision.image_size)
+        video_processor = LiteFrameVideoProcessor(
+            size={"height": size, "width": size}, clip_len=vision.clip_len,
+            **{key: value for key, value in video_kwargs.items() if value is not None},
+        )
+        return cls(video_processor=video_processor, tokenizer=tokenizer, chat_template=chat_template,
+                   model_config=model_config)
+
+    @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         processor = loaded[0] if isinstance(loaded, tuple) else loaded

@@ -35,9 +35,10 @@ Decoding modes
   closer together than the keyframe spacing several of them snap to the same keyframe (they are then marked as
   repeats). The *actual* timestamps are always returned, so prompts can still state true times.
 
-Frames are converted to RGB and resized to the output size inside PyAV's reformatter (libswscale), so a
-full-resolution RGB frame is never materialised; only the output-size frames are kept, so peak memory is bounded
-by ``T x H x W x 3`` bytes plus the decoder's own reference frames.
+Each returned frame is converted to RGB at its own resolution (PyAV's reformatter) and resized to the output size
+by :func:`resize_frames`, the one resize used for every input form (decoded arrays and the video processor too),
+so the same frames give the same pixels whether they came as a file or as an array. Only output-size frames are
+kept: peak memory is ``T x H x W x 3`` bytes plus one full-resolution frame and the decoder's reference frames.
 
 Bad inputs raise :class:`VideoDecodeError` (a ``ValueError``), whose message names the file and the problem. When
 a file has fewer decodable frames than planned (truncated data, wrong header duration), the missing frames are
@@ -46,6 +47,7 @@ filled with the nearest decoded frame and flagged in ``metadata.is_repeat`` (and
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -70,6 +72,9 @@ __all__ = [
     "decode_frames",
     "load_video_clips",
     "clip_spans",
+    "pad_to_clips",
+    "resize_frames",
+    "uniform_indices",
 ]
 
 # Defaults of the clip-sampling rule (docs/design.md, "Clip sampling"); the video processor and the training data loaders use the same numbers.
@@ -89,25 +94,16 @@ _SEEK_COST_FRAMES = 6.0
 # Non-reference frames are skipped while the next requested time is more than this many frames ahead.
 _SKIP_GUARD_FRAMES = 3.0
 
+# Names -> torchvision's interpolation modes that resize uint8 tensors (box and hamming are PIL-only);
+# PIL / transformers resampling integers go through transformers' own mapping, as `BaseVideoProcessor.resize` does.
 _INTERPOLATIONS = {
-    # PIL / transformers PILImageResampling values -> libswscale algorithms
-    0: "POINT",
-    1: "LANCZOS",
-    2: "BILINEAR",
-    3: "BICUBIC",
-    4: "AREA",
-    5: "BICUBIC",
-    "nearest": "POINT",
-    "point": "POINT",
-    "lanczos": "LANCZOS",
-    "bilinear": "BILINEAR",
-    "linear": "BILINEAR",
-    "bicubic": "BICUBIC",
-    "cubic": "BICUBIC",
-    "box": "AREA",
-    "area": "AREA",
-    "hamming": "BICUBIC",
-    "fast_bilinear": "FAST_BILINEAR",
+    "nearest": "nearest-exact",
+    "nearest-exact": "nearest-exact",
+    "bilinear": "bilinear",
+    "linear": "bilinear",
+    "bicubic": "bicubic",
+    "cubic": "bicubic",
+    "lanczos": "lanczos",
 }
 
 
@@ -155,10 +151,6 @@ class ClipPlan:
     def clip_spans(self) -> list[tuple[float, float]]:
         """(first, last) timestamp of each clip, in seconds."""
         return clip_spans(self.timestamps, self.clip_len)
-
-
-def _round_up(n: int, k: int) -> int:
-    return -(-n // k) * k
 
 
 def plan_clip_frames(
@@ -220,7 +212,7 @@ def plan_clip_frames(
         if isinstance(num_frames, bool) or int(num_frames) != num_frames or int(num_frames) < 1:
             raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}")
         n = int(num_frames)
-    n = _round_up(n, clip_len)
+    n = -(-n // clip_len) * clip_len  # rounded up to whole clips
     if max_frames is not None:
         cap = (int(max_frames) // clip_len) * clip_len
         if cap < clip_len:
@@ -312,10 +304,6 @@ class LiteFrameVideoMetadata(VideoMetadata):
         if self.fps is None or self.frames_indices is None:
             return None
         return [i / self.fps for i in self.frames_indices]
-
-    @property
-    def num_repeats(self) -> int:
-        return int(sum(self.is_repeat)) if self.is_repeat else 0
 
 
 class DecodedVideo(NamedTuple):
@@ -486,17 +474,16 @@ def _probe(container, stream, name: str) -> VideoInfo:
     cc = stream.codec_context
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = float(rate) if rate else 0.0
-    start_pts = stream.start_time
     try:
         entries = stream.index_entries
-        index = _Index(entries, 0) if len(entries) else None
+        entries = entries if len(entries) else None
     except Exception:
-        index = None
+        entries = None
+    start_pts = stream.start_time
     if start_pts is None:
-        start_pts = int(index.entries[0].timestamp) if index is not None else 0
+        start_pts = int(entries[0].timestamp) if entries is not None else 0
     start_pts = int(start_pts)
-    if index is not None:
-        index = _Index(index.entries, start_pts)
+    index = _Index(entries, start_pts) if entries is not None else None
 
     # Duration: the header's, unless the index (the frames the demuxer will actually deliver) disagrees. The
     # header's frame count (`stream.frames`) is never used: it is 0 for Matroska/WebM and can be plain wrong.
@@ -572,18 +559,48 @@ def probe_video(source) -> VideoInfo:
 
 
 def _interpolation(resample) -> str:
+    """torchvision's name of the interpolation `resample` (a name, or a PIL / transformers resampling value)."""
     if resample is None:
-        return "BICUBIC"
+        return "bicubic"
     value = getattr(resample, "value", resample)
-    if isinstance(value, str):
-        key = value.lower()
-        if key.upper() in _INTERPOLATIONS.values():
-            return key.upper()
-    else:
-        key = int(value)
-    if key not in _INTERPOLATIONS:
-        raise ValueError(f"unknown interpolation {resample!r}")
-    return _INTERPOLATIONS[key]
+    if not isinstance(value, str):
+        from transformers.image_utils import pil_torch_interpolation_mapping
+
+        value = getattr(pil_torch_interpolation_mapping.get(int(value)), "value", str(value))
+    if value.lower() not in _INTERPOLATIONS:
+        raise ValueError(f"unsupported interpolation {resample!r}: use one of {sorted(_INTERPOLATIONS)} (or the "
+                         f"PIL resampling values 0-3)")
+    return _INTERPOLATIONS[value.lower()]
+
+
+def resize_frames(frames: torch.Tensor, size, interpolation="bicubic") -> torch.Tensor:
+    """uint8 frames (T, C, H, W) resized to ``size`` ((height, width), an int or a {"height", "width"} dict).
+
+    The one resize of every input form: frames decoded from files here, decoded arrays, and the video processor.
+    It is torchvision's antialiased resize, as transformers' video processors call it, which stays within 2
+    levels of PIL's bicubic (InternVL's reference preprocessing); libswscale's bicubic, applied while converting
+    from YUV, was 0.2-0.8 levels off on average and up to 22 at sharp edges, and costs about as much on 720p.
+    """
+    from torchvision.transforms.v2 import functional as tvF
+
+    size = _normalize_size(size)
+    if size is None or tuple(frames.shape[-2:]) == size:
+        return frames
+    mode = tvF.InterpolationMode(_interpolation(interpolation))
+    return tvF.resize(frames, list(size), interpolation=mode, antialias=True)
+
+
+def pad_to_clips(frames, clip_len: int):
+    """(``frames`` with its last frame repeated up to a multiple of ``clip_len`` frames, number of copies added)."""
+    pad = -int(frames.shape[0]) % clip_len
+    if pad:
+        frames = torch.cat([frames, frames[-1:].expand(pad, *frames.shape[1:])])
+    return frames, pad
+
+
+def uniform_indices(total: int, n: int) -> np.ndarray:
+    """``n`` frame indices spread uniformly over ``total`` frames (bin centres); fewer frames than ``n`` repeat."""
+    return np.minimum(((np.arange(n) + 0.5) * total / n).astype(np.int64), total - 1)
 
 
 def _normalize_size(size) -> tuple[int, int] | None:
@@ -611,11 +628,8 @@ class _Output:
         self.filled = np.zeros(n, dtype=bool)
         self.pts = np.full(n, -1, dtype=np.int64)
         self.rotation = 0
-        self._last_key = None
-        self._last_arr = None
-        self.converted = 0
-        # One reformatter for the whole call: it keeps libswscale's context (filter tables) between frames, which
-        # more than halves the cost of a bicubic resize compared with `frame.to_ndarray(width=..., height=...)`.
+        self._last_key = self._last_arr = None
+        # One reformatter for the whole call: it keeps libswscale's conversion context between frames.
         from av.video.reformatter import VideoReformatter
 
         self._reformatter = VideoReformatter()
@@ -630,21 +644,15 @@ class _Output:
             except Exception:
                 rotation = 0
         self.rotation = rotation * 90 if rotation < 3 else -90
-        if self.size is None:
-            width, height = frame.width, frame.height
-        elif rotation % 2:
-            height, width = self.size[1], self.size[0]
-        else:
-            height, width = self.size
-        arr = self._reformatter.reformat(
-            frame, width=width, height=height, format="rgb24", interpolation=self.interpolation
-        ).to_ndarray()
+        arr = self._reformatter.reformat(frame, format="rgb24").to_ndarray()  # RGB at the frame's own size
         if rotation:
             arr = np.rot90(arr, rotation)
+        if self.size is not None:
+            chw = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
+            arr = resize_frames(chw, self.size, self.interpolation)[0].permute(1, 2, 0).numpy()
         if self.array is None:
             self.array = np.empty((self.n, *arr.shape), dtype=np.uint8)
         self._last_key, self._last_arr = frame.pts, arr
-        self.converted += 1
         return arr
 
     def put(self, positions, frame, pts: int):
@@ -657,17 +665,11 @@ class _Output:
 
 def _targets(requested_pts: np.ndarray):
     """Unique sorted target pts and, for each, the output positions asking for it."""
-    order = np.argsort(requested_pts, kind="stable")
-    uniq: list[int] = []
-    positions: list[list[int]] = []
-    for p in order:
-        t = int(requested_pts[p])
-        if uniq and uniq[-1] == t:
-            positions[-1].append(int(p))
-        else:
-            uniq.append(t)
-            positions.append([int(p)])
-    return uniq, positions
+    uniq, inverse = np.unique(requested_pts, return_inverse=True)
+    positions: list[list[int]] = [[] for _ in uniq]
+    for p, k in enumerate(inverse.tolist()):
+        positions[k].append(p)
+    return uniq.tolist(), positions
 
 
 def _plan_segments(info: VideoInfo, targets: list[int], threads: int) -> list[tuple[int | None, list[int]]]:
@@ -948,18 +950,6 @@ def _as_thwc_uint8(source) -> torch.Tensor:
     return video
 
 
-def _resize_thwc(video: torch.Tensor, size, interpolation: str) -> torch.Tensor:
-    if size is None or tuple(video.shape[1:3]) == tuple(size):
-        return video
-    mode = {"POINT": "nearest", "BILINEAR": "bilinear", "FAST_BILINEAR": "bilinear", "AREA": "area"}.get(
-        interpolation, "bicubic"
-    )
-    x = video.permute(0, 3, 1, 2).float()
-    kwargs = {"align_corners": False, "antialias": True} if mode in ("bilinear", "bicubic") else {}
-    x = torch.nn.functional.interpolate(x, size=tuple(size), mode=mode, **kwargs)
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-
-
 def _decode_array(source, timestamps, indices, size, interpolation, fps, return_tensors) -> DecodedVideo:
     video = _as_thwc_uint8(source)
     total = int(video.shape[0])
@@ -979,7 +969,9 @@ def _decode_array(source, timestamps, indices, size, interpolation, fps, return_
     is_repeat = np.zeros(len(clamped), dtype=bool)
     is_repeat[1:] = clamped[1:] == clamped[:-1]
     is_repeat |= indices != clamped
-    frames = _resize_thwc(video[torch.from_numpy(clamped)], size, interpolation)
+    frames = video[torch.from_numpy(clamped)]
+    if size is not None and tuple(frames.shape[1:3]) != size:
+        frames = resize_frames(frames.permute(0, 3, 1, 2), size, interpolation).permute(0, 2, 3, 1).contiguous()
     ts = clamped / fps if fps else clamped.astype(np.float64)
     metadata = LiteFrameVideoMetadata(
         total_num_frames=total,
@@ -1038,13 +1030,9 @@ def _decode_container(
     # Repeats: a position repeats the previous one when it holds the same frame, or when it was filled because
     # the frame it asked for did not exist.
     actual_pts = out.pts
-    is_repeat = np.zeros(n, dtype=bool)
     order = np.argsort(requested_pts, kind="stable")
-    sorted_pts = actual_pts[order]
-    rep_sorted = np.zeros(n, dtype=bool)
-    rep_sorted[1:] = sorted_pts[1:] == sorted_pts[:-1]
-    is_repeat[order] = rep_sorted
-    is_repeat |= ~out.filled
+    is_repeat = ~out.filled
+    is_repeat[order[1:]] |= actual_pts[order[1:]] == actual_pts[order[:-1]]
     actual_ts = (actual_pts - info.start_pts) * tb
     frames = out.array
     metadata = LiteFrameVideoMetadata(
@@ -1066,6 +1054,24 @@ def _decode_container(
         source=info.source,
     )
     return DecodedVideo(_to_output_type(frames, return_tensors), metadata, np.asarray(actual_ts, dtype=np.float64))
+
+
+@contextlib.contextmanager
+def _opened(source):
+    """(container, stream, info) of a file source, closed afterwards; FFmpeg errors become VideoDecodeError."""
+    container, stream, name = _open(source)
+    try:
+        yield container, stream, _probe(container, stream, name)
+    except (ValueError, TypeError):  # VideoDecodeError included: these already say what is wrong
+        raise
+    except Exception as e:
+        import av
+
+        if isinstance(e, av.error.FFmpegError):
+            raise VideoDecodeError(name, f"decoding failed ({e})") from e
+        raise
+    finally:
+        container.close()
 
 
 def decode_frames(
@@ -1091,10 +1097,10 @@ def decode_frames(
         timestamps / indices: exactly one of them. Indices count frames in presentation order; with containers
             that index every frame (MP4/MOV) they are exact, otherwise they assume a constant frame rate.
         size: output ``(height, width)`` (or an int for a square, or ``{"height", "width"}``); ``None`` keeps the
-            (display) size. Conversion and resizing happen inside PyAV's reformatter.
+            (display) size. Frames are resized by :func:`resize_frames` (as decoded arrays are).
         mode: ``"exact"`` or ``"approximate"`` (keyframes only), see the module docstring.
-        interpolation: ``"bicubic"`` (default), ``"bilinear"``, ``"nearest"``, ``"area"``, ``"lanczos"`` or a
-            PIL/transformers resampling value.
+        interpolation: ``"bicubic"`` (default), ``"bilinear"``, ``"nearest"``, ``"lanczos"`` or a PIL /
+            transformers resampling value (0-3).
         threads: decoder threading for exact mode: ``"AUTO"`` (frame + slice threads), ``"FRAME"``, ``"SLICE"``,
             or ``False`` to keep PyAV's default.
         rotate: apply the display-matrix rotation (phone videos), so frames come out upright.
@@ -1116,25 +1122,11 @@ def decode_frames(
     interpolation = _interpolation(interpolation)
     if _is_decoded(source):
         return _decode_array(source, timestamps, indices, size, interpolation, fps, return_tensors)
-    container, stream, name = _open(source)
-    try:
-        info = _probe(container, stream, name)
+    with _opened(source) as (container, stream, info):
         return _decode_container(
             container, stream, info, timestamps, indices, size, mode, interpolation, threads, return_tensors, rotate,
             skip_nonref,
         )
-    except VideoDecodeError:
-        raise
-    except (ValueError, TypeError):
-        raise
-    except Exception as e:
-        import av
-
-        if isinstance(e, av.error.FFmpegError):
-            raise VideoDecodeError(name, f"decoding failed ({e})") from e
-        raise
-    finally:
-        container.close()
 
 
 def load_video_clips(
@@ -1165,9 +1157,7 @@ def load_video_clips(
     size_hw = _normalize_size(size)
     if _is_decoded(source):
         video = _as_thwc_uint8(source)
-        total = int(video.shape[0])
-        if total == 0:
-            raise VideoDecodeError("<array>", "the video has no frames")
+        total = int(video.shape[0])  # none: _decode_array says so
         if video_fps:
             plan = plan_clip_frames(
                 total / video_fps, num_frames, fps, clip_len=clip_len, max_frames=max_frames, clip_fps=clip_fps,
@@ -1183,14 +1173,12 @@ def load_video_clips(
                 float(total), num_frames, None, clip_len=clip_len, max_frames=max_frames, clip_fps=MIN_CLIP_FPS
             )
             # frame units: uniform over the sequence (bin centres), repeats when there are fewer frames than asked
-            idx = np.minimum(((np.arange(plan.num_frames) + 0.5) * total / plan.num_frames).astype(np.int64), total - 1)
+            idx = uniform_indices(total, plan.num_frames)
             result = _decode_array(video, None, idx, size_hw, interpolation_name, None, return_tensors)
         result.metadata.clip_len = clip_len
         return result
 
-    container, stream, name = _open(source)
-    try:
-        info = _probe(container, stream, name)
+    with _opened(source) as (container, stream, info):
         plan = plan_clip_frames(
             info.duration, num_frames, fps, clip_len=clip_len, max_frames=max_frames, clip_fps=clip_fps,
             max_fps=max_fps,
@@ -1199,15 +1187,5 @@ def load_video_clips(
             container, stream, info, plan.timestamps, None, size_hw, mode, interpolation_name, threads,
             return_tensors, rotate, skip_nonref,
         )
-        result.metadata.clip_len = clip_len
-        return result
-    except (VideoDecodeError, ValueError, TypeError):
-        raise
-    except Exception as e:
-        import av
-
-        if isinstance(e, av.error.FFmpegError):
-            raise VideoDecodeError(name, f"decoding failed ({e})") from e
-        raise
-    finally:
-        container.close()
+    result.metadata.clip_len = clip_len
+    return result

@@ -52,8 +52,11 @@ from .video_decoding_liteframe import (
     clip_spans,
     decode_frames,
     load_video_clips,
+    pad_to_clips,
     plan_clip_frames,
     probe_video,
+    resize_frames,
+    uniform_indices,
 )
 from .version_liteframe import check_transformers_version  # noqa: F401 - importing it checks the version
 
@@ -305,7 +308,7 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
             )
         plan = plan_clip_frames(float(total), args["num_frames"], None, clip_len=args["clip_len"],
                                 max_frames=args["max_frames"], clip_fps=MIN_CLIP_FPS)
-        return np.minimum(((np.arange(plan.num_frames) + 0.5) * total / plan.num_frames).astype(np.int64), total - 1)
+        return uniform_indices(total, plan.num_frames)
 
     def _is_own_sampler(self, sample_indices_fn) -> bool:
         return (
@@ -395,9 +398,8 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
         # pad every video to whole clips by repeating its last frame (recorded in the metadata)
         out_frames = []
         for video, meta in zip(frames, metadata):
-            pad = -int(video.shape[0]) % clip_len
+            video, pad = pad_to_clips(video, clip_len)
             if pad:
-                video = torch.cat([video, video[-1:].expand(pad, *video.shape[1:])])
                 meta.frames_indices = list(meta.frames_indices) + [meta.frames_indices[-1]] * pad
                 if meta.frame_timestamps is not None:
                     meta.frame_timestamps = list(meta.frame_timestamps) + [meta.frame_timestamps[-1]] * pad
@@ -430,13 +432,14 @@ class LiteFrameVideoProcessor(BaseVideoProcessor):
         clip_len = int(clip_len or self.clip_len)
         processed = []
         for video in videos:  # (T, C, H, W) uint8
-            pad = -int(video.shape[0]) % clip_len
-            if pad:
-                video = torch.cat([video, video[-1:].expand(pad, *video.shape[1:])])
+            video, _ = pad_to_clips(video, clip_len)
             if do_resize:
                 target = _decode_size(size, True)
-                if target is None or tuple(video.shape[-2:]) != target:
+                # fixed sizes: the decoder's resize, so arrays and files give the same pixels
+                if target is None:
                     video = self.resize(video, size=size, resample=resample)
+                else:
+                    video = resize_frames(video, target, resample)
             if do_center_crop:
                 video = self.center_crop(video, crop_size)
             video = self.rescale_and_normalize(video, do_rescale, rescale_factor, do_normalize, image_mean, image_std)

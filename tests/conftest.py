@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -23,3 +24,36 @@ def needle_haystacks(tmp_path_factory):
         os.symlink(videos / name, folder / name)
     (folder / "scenes.json").write_text(json.dumps(NEEDLE_SCENES))
     return folder
+
+
+# ------------------------------------------------------------------------------ the tiny recipes' models
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory) -> str:
+    """A folder holding a tiny random DINOv2 (tests/tiny.py): a teacher for `liteframe-tiny` at 56 px."""
+    from tiny import save_tiny_teacher
+
+    return str(save_tiny_teacher(tmp_path_factory.mktemp("tiny_teacher")))
+
+
+@pytest.fixture(scope="session")
+def tiny_language_model(tmp_path_factory) -> str:
+    """A folder holding a tiny random causal LM and its word-level tokenizer (tests/tiny.py)."""
+    from tiny import save_tiny_language_model
+
+    return str(save_tiny_language_model(tmp_path_factory.mktemp("tiny_llm")))
+
+
+@pytest.fixture(scope="session")
+def tiny_recipes(tmp_path_factory, tiny_teacher, tiny_language_model) -> dict[str, str]:
+    """{"ctd": path, "lma": path}: tests/configs/{ctd,lma}_tiny.yaml with the tiny teacher / language model folders
+    filled in, for `--config` (in process or in a launched script)."""
+    folder = tmp_path_factory.mktemp("tiny_recipes")
+    recipes = {}
+    for stage, key, model in (("ctd", "teacher", tiny_teacher), ("lma", "language_model", tiny_language_model)):
+        path = folder / f"{stage}_tiny.yaml"
+        path.write_text((TESTS / "configs" / path.name).read_text() + f"{key}: {json.dumps(model)}\n")
+        recipes[stage] = str(path)
+    return recipes

@@ -36,6 +36,17 @@ def test_arch_flops_only_reproduces_the_paper(tmp_path):
     assert "| dwtempconv | 87.15 | 87.15 | 17.92 | 17.92 |" in proc.stdout
 
 
+def test_arch_shows_progress_and_measures_the_cpu_sized_variants(tmp_path):
+    """A CPU run of `bench arch` takes minutes: it reports one progress step per forward pass. It also measures the
+    variants the paper has no figures for (liteframe-micro), so a micro checkpoint's card can show its own row."""
+    out = tmp_path / "arch.json"
+    proc = liteframe("bench", "arch", "--frames", "8", "--image-size", "56", "--variants", "liteframe-tiny",
+                     "liteframe-micro", "--warmup", "1", "--repeats", "2", "--json", str(out))
+    assert "bench arch: 100%" in proc.stderr and "6/6" in proc.stderr  # 2 variants x (1 warm-up + 2 timed)
+    rows = {r["variant"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["liteframe-micro"]["latency_ms"] > 0 and rows["liteframe-micro"]["paper_latency_ms"] is None
+
+
 def test_encoder_before_after_rows_agree_with_the_shipped_encoder(tmp_path):
     out = tmp_path / "encoder.json"
     liteframe("bench", "encoder", "--variant", "liteframe-tiny", "--frames", "8", "--image-size", "56",

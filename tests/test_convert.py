@@ -25,7 +25,8 @@ from liteframe_hf.convert import (
     write_safetensors_shards,
 )
 from liteframe_hf.student_init import init_student_from_teacher
-from liteframe_hf.testing import TINY_VIDEO_TOKEN_ID, tiny_text_config, tiny_tokenizer
+
+from tiny import TINY_VIDEO_TOKEN_ID, tiny_text_config, tiny_tokenizer
 
 VISION = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128, image_size=56,
               patch_size=7, attention_bias=True, use_mean_pooling=True)
@@ -173,6 +174,18 @@ def test_bf16_output_custom_layer_map_and_cli(internvl, tmp_path):
     rows = torch.cat([torch.arange(h * 16, h * 16 + 8) for h in range(4)])
     teacher_k = source.model.vision_tower.encoder.layer[3].attention.k_proj.weight[rows][:, :32]
     assert torch.equal(model.model.vision_tower.layers[0].attention.k_proj.weight, teacher_k.to(torch.bfloat16))
+
+
+def test_help_keeps_examples_and_bullets_on_their_own_lines_and_names_a_tiny_path(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["convert", "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert "\n    liteframe convert --internvl InternVL3-8B-hf --out liteframe-8b-init\n" in text
+    assert "\n* weights: " in text and "\n* liteframe_conversion.json: " in text
+    # the tiny path it names is the test above (`-k cli` selects it), which converts a tiny InternVL with the CLI
+    assert "\n    pytest tests/test_convert.py -k cli\n" in text
+    assert "cli" in test_bf16_output_custom_layer_map_and_cli.__name__
 
 
 def test_tied_embeddings(tmp_path):

@@ -62,8 +62,10 @@ def videos(tmp_path_factory):
     return out
 
 
-def reference(path, timestamps=None, indices=None, size=None, interpolation="BICUBIC"):
-    """Sequential decode of every frame; the frame on screen at each time (last pts <= t) or at each index."""
+def reference(path, timestamps=None, indices=None, size=None, interpolation="bicubic"):
+    """Sequential decode of every frame; the frame on screen at each time (last pts <= t) or at each index,
+    converted to RGB by PyAV at full resolution and resized by torchvision (antialiased), as transformers'
+    video processors resize."""
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         frames = list(c.decode(s))
@@ -74,8 +76,13 @@ def reference(path, timestamps=None, indices=None, size=None, interpolation="BIC
         want = np.floor(np.asarray(timestamps) / tb + 1e-6).astype(np.int64) + start
         indices = np.maximum(np.searchsorted(pts, want, side="right") - 1, 0)
     indices = np.minimum(np.asarray(indices), len(frames) - 1)
-    kw = {} if size is None else {"height": size[0], "width": size[1], "interpolation": interpolation}
-    arrays = np.stack([frames[i].to_ndarray(format="rgb24", **kw) for i in indices])
+    arrays = np.stack([frames[i].to_ndarray(format="rgb24") for i in indices])
+    if size is not None:
+        from torchvision.transforms.v2 import functional as tvF
+
+        x = tvF.resize(torch.from_numpy(arrays).permute(0, 3, 1, 2), list(size),
+                       interpolation=tvF.InterpolationMode(interpolation), antialias=True)
+        arrays = x.permute(0, 2, 3, 1).numpy()
     return arrays, (pts[indices] - start) * tb, indices
 
 
@@ -233,7 +240,7 @@ def test_native_size_and_interpolations(videos):
     ref, _, _ = reference(path, [1.0, 6.0])
     np.testing.assert_array_equal(out.frames, ref)
     bil = decode_frames(path, [1.0], size=(36, 64), interpolation="bilinear").frames
-    ref_bil, _, _ = reference(path, [1.0], size=(36, 64), interpolation="BILINEAR")
+    ref_bil, _, _ = reference(path, [1.0], size=(36, 64), interpolation="bilinear")
     np.testing.assert_array_equal(bil, ref_bil)
     assert not np.array_equal(bil, decode_frames(path, [1.0], size=(36, 64)).frames)  # bicubic differs
 
@@ -352,9 +359,9 @@ def test_decoded_arrays_are_indexed_and_resized():
     assert clips.frames.shape[0] == 8 and clips.metadata.clip_len == 4
 
 
-def test_frames_are_converted_only_at_output_size(videos, monkeypatch):
-    """RGB conversion happens once per returned frame, inside libswscale at the output size (never a
-    full-resolution RGB frame resized afterwards)."""
+def test_frames_are_converted_once_per_returned_frame(videos, monkeypatch):
+    """RGB conversion happens once per distinct returned frame, at the frame's own size (the resize is
+    `resize_frames`, shared with decoded arrays), never for the frames decoded only to reach them."""
     import av.video.reformatter as reformatter
 
     path = videos["gop"]  # 128x72
@@ -372,7 +379,7 @@ def test_frames_are_converted_only_at_output_size(videos, monkeypatch):
     monkeypatch.setattr(reformatter, "VideoReformatter", Spy)
     out = decode_frames(path, np.linspace(0.1, 11.0, 8), size=(64, 48))
     assert out.frames.shape == (8, 64, 48, 3) and out.metadata.frames_decoded > 8
-    assert calls and set(calls) == {(48, 64, "rgb24", 128)}
+    assert calls and set(calls) == {(None, None, "rgb24", 128)}
     assert len(calls) == len(set(out.timestamps))  # one conversion per distinct returned frame
 
 

@@ -23,7 +23,8 @@ from liteframe_hf.metrics.mcq_accuracy.mcq_accuracy import parse_answer, score, 
 from liteframe_hf.modeling.modeling_liteframe import LiteFrameForConditionalGeneration
 from liteframe_hf.modeling.processing_liteframe import LiteFrameProcessor
 from liteframe_hf.modeling.video_processing_liteframe import LiteFrameVideoProcessor
-from liteframe_hf.testing import tiny_liteframe_config, tiny_tokenizer
+
+from tiny import tiny_liteframe_config, tiny_tokenizer
 
 VIDEOS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
 LIMIT = 10  # questions of the tiny needle benchmark evaluated end to end

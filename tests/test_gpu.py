@@ -9,10 +9,11 @@ import torch
 
 from liteframe_hf import LiteFrameForConditionalGeneration, LiteFrameVisionModel
 from liteframe_hf.bench import exact_fp32, relative_error
-from liteframe_hf.testing import (
+from liteframe_hf.bench.encoder import random_encoder
+
+from tiny import (
     assert_greedy_batched_equals_single,
     left_padded_prompts,
-    random_encoder,
     tiny_liteframe_config,
 )
 

@@ -28,7 +28,8 @@ from liteframe_hf.cli import main as cli_main
 from liteframe_hf.hub import HubFolderError, HubPublishError, card_problems, prepare_hub_folder, push_to_hub
 from liteframe_hf.modeling.processing_liteframe import LiteFrameProcessor
 from liteframe_hf.modeling.video_processing_liteframe import LiteFrameVideoProcessor
-from liteframe_hf.testing import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config, tiny_tokenizer
+
+from tiny import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config, tiny_tokenizer
 
 REPO = "liteframe-test/liteframe-tiny"
 VISION_REPO = "liteframe-test/liteframe-tiny-encoder"
@@ -262,7 +263,12 @@ def test_model_card_metadata_and_measured_tables(model_folder, card_files):
     assert "Encoder architectures (`liteframe bench arch`)" in text
     for row in rows:  # the real bench JSON, copied: numbers ours, latency explicitly not measured
         assert f"| {row['variant']} | {row['params_m']:.2f} | {row['tflops']:.2f} | not measured | " in text
-    assert "| liteframe-tiny | 12.35 |" in text  # its all-null paper column is left out:
+    # The published checkpoint's own row is marked; a table of other architectures says it lacks one (issue 16).
+    arch_part = text.split("bench_arch.json")[1].split("**")[0]
+    assert ("This checkpoint's encoder (liteframe-tiny) is not among these rows" in arch_part
+            and "`liteframe bench arch --variants liteframe-tiny --json FILE`" in arch_part)
+    assert "| liteframe-tiny (this checkpoint) | 12.35 |" in text  # its all-null paper column is left out:
+    assert "not among these rows" not in text.split("latency_cpu.json")[1].split("###")[0]
     assert "paper latency" not in text.split("latency_cpu.json")[1].split("###")[0]
     assert "**Toy QA accuracy**" in text and "| toy-mcq | 8 | 42.50 |" in text and "| toy-open | 8 | 17.25 |" in text
     assert "Latency: not measured" not in text and "Accuracy: not measured" not in text
@@ -335,7 +341,11 @@ def test_push_uploads_exactly_the_dry_run_folder(work, tiny_model, monkeypatch, 
     monkeypatch.setattr(HfApi, "create_repo", fake_create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", fake_upload_folder)
     options = dict(max_shard_size="200KB", check_remote_code=False)
-    assert push_to_hub(tiny_model, REPO, private=True, commit_message="tiny", **options) == "commit-info"
+    shown = []
+    assert push_to_hub(tiny_model, REPO, private=True, commit_message="tiny", progress=shown.append,
+                       **options) == "commit-info"
+    # before the upload: the files and every check, the upload's own (no local paths) included
+    assert re.search(r"^  ok   no local paths in the JSON files$", shown[0], re.M) and "model.safetensors" in shown[0]
 
     assert calls["create_repo"] == {"repo_id": REPO, "token": "hf_test_token", "private": True, "exist_ok": True,
                                     "repo_type": "model"}
@@ -405,6 +415,37 @@ def test_cli_dry_run_from_a_checkpoint_folder(work, tiny_model, tiny_processor, 
     assert card.data.license == "mit" and 'processor_kwargs={"num_frames": 8}' in card.text
     assert cli_main(["push", str(checkpoint), "--repo", REPO, "--dry-run", str(out)]) == 2  # not empty: no overwrite
     assert "exists and is not empty" in capsys.readouterr().err
+
+
+def test_ctd_student_folder_publishes_its_video_processor_and_the_dry_run_prints_its_checks(work, tiny_model, video,
+                                                                                             capsys):
+    """What training/ctd.py writes (student/ without a processor, the run's config.yaml beside it) becomes an encoder
+    repo whose AutoVideoProcessor prepares frames the way the run did; the dry run lists every check it ran."""
+    run = work / "ctd_run"
+    tiny_model.vision_tower.save_pretrained(run / "student")
+    (run / "config.yaml").write_text("image_mean: [0.5, 0.5, 0.5]\nimage_std: [0.25, 0.25, 0.25]\nlearning_rate: 4.0e-5\n")
+    out = work / "student_dry_run"
+    assert cli_main(["push", str(run / "student"), "--repo", VISION_REPO, "--dry-run", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert (out / "video_preprocessor_config.json").is_file()
+    for check in ("model card rendered", "config.json loads as LiteFrameVisionConfig", "auto_map and custom_pipelines",
+                  "weights: safetensors only", "fresh process without liteframe_hf: weights: all",
+                  "fresh process without liteframe_hf: AutoVideoProcessor round trip"):
+        assert re.search(rf"^  ok   .*{re.escape(check)}", printed, re.M), check
+    assert f"image_mean / image_std of {run / 'config.yaml'}" in printed  # the note says where normalisation came from
+    result = run_fresh("""
+        import sys, torch
+        from transformers import AutoModel, AutoProcessor, AutoVideoProcessor
+        video_processor = AutoVideoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+        assert type(AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)) is type(video_processor)
+        encoder = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+        pixels = video_processor(videos=[sys.argv[2]], num_frames=8, return_tensors="pt")["pixel_values_videos"]
+        with torch.no_grad():
+            tokens = encoder(pixels).last_hidden_state
+        print(list(video_processor.image_mean), list(video_processor.image_std), tuple(pixels.shape), tuple(tokens.shape))
+    """, work, out, video)
+    assert result.stdout.split() == ["[0.5,", "0.5,", "0.5]", "[0.25,", "0.25,", "0.25]", "(1,", "8,", "3,", "56,",
+                                     "56)", "(2,", "1,", "4,", "4,", "48)"]
 
 
 def test_tokenizer_only_checkpoint_publishes_the_tokenizer(work, tiny_model, tmp_path):

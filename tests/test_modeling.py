@@ -12,12 +12,13 @@ from liteframe_hf import (
     LiteFrameVisionConfig,
     LiteFrameVisionModel,
 )
+from liteframe_hf.bench.encoder import random_encoder
 from liteframe_hf.modeling.modeling_liteframe import pixel_shuffle
-from liteframe_hf.testing import (
+
+from tiny import (
     TINY_VIDEO_TOKEN_ID,
     assert_greedy_batched_equals_single,
     left_padded_prompts,
-    random_encoder,
     tiny_liteframe_config,
 )
 

@@ -14,7 +14,8 @@ from transformers import AutoProcessor, TextIteratorStreamer, pipeline
 from liteframe_hf import LiteFrameForConditionalGeneration, LiteFrameProcessor, LiteFrameVideoProcessor
 from liteframe_hf.assets import asset_path
 from liteframe_hf.modeling.processing_liteframe import clip_prompt, clip_span_text, video_prompt
-from liteframe_hf.testing import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config, tiny_tokenizer
+
+from tiny import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

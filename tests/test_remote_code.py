@@ -9,7 +9,8 @@ import textwrap
 import torch
 
 from liteframe_hf import LiteFrameForConditionalGeneration
-from liteframe_hf.testing import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config
+
+from tiny import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config
 
 FRESH_PROCESS = textwrap.dedent(
     """

@@ -190,7 +190,7 @@ def test_head_fit_beats_the_slice_and_teacher_flags_are_restored():
 def test_teacher_wrapper_and_composite_models_are_accepted():
     from transformers import InternVLConfig, InternVLForConditionalGeneration
 
-    from liteframe_hf.testing import tiny_text_config
+    from tiny import tiny_text_config
 
     model = InternVLForConditionalGeneration(InternVLConfig(vision_config=TEACHER, text_config=tiny_text_config()))
     randomise(model.model.vision_tower, seed=10)

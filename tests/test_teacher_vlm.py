@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from liteframe_hf import LiteFrameConfig, LiteFrameVisionConfig, LiteFrameVisionModel
-from liteframe_hf.testing import random_encoder
+from liteframe_hf.bench.encoder import random_encoder
 from liteframe_hf.wap import wap
 
 # ------------------------------------------------------------------ configurations
@@ -124,7 +124,7 @@ def test_posthoc_configuration_loads_as_remote_code(tmp_path):
     import sys
 
     from liteframe_hf import LiteFrameForConditionalGeneration
-    from liteframe_hf.testing import tiny_liteframe_config
+    from tiny import tiny_liteframe_config
 
     torch.manual_seed(0)
     config = tiny_liteframe_config(vision_overrides=dict(downsample_layers={}, post_layernorm=True,

@@ -12,7 +12,6 @@ import yaml
 from accelerate import Accelerator
 
 from liteframe_hf.modeling.processing_liteframe import CHAT_TEMPLATE
-from liteframe_hf.testing import tiny_tokenizer
 from liteframe_hf.training.cache import build_target_cache
 from liteframe_hf.training.checkpoint import STATE_FILE, list_checkpoints, resolve_checkpoint
 from liteframe_hf.training.config import CTDConfig, LMAConfig, build_parser, parse_config
@@ -34,6 +33,8 @@ from liteframe_hf.training.models import build_lma_model, build_student, lma_lor
 from liteframe_hf.training.optim import build_optimizer, build_scheduler
 from liteframe_hf.training.synthetic import write_synthetic_video_qa, write_synthetic_videos
 
+from tiny import tiny_tokenizer
+
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
@@ -46,7 +47,8 @@ def qa_manifest(tmp_path_factory):
 
 
 def ctd_cfg(train_data, **overrides):
-    fields = dict(teacher="random:dinov2-tiny", student_variant="liteframe-tiny", student_init="random", image_size=56,
+    """The tiny CTD recipe's fields; a test that loads the teacher passes teacher=tiny_teacher."""
+    fields = dict(student_variant="liteframe-tiny", student_init="random", image_size=56,
                   train_data=str(train_data), num_workers=0)
     fields.update(overrides)
     cfg = CTDConfig(**fields)
@@ -131,9 +133,10 @@ def test_help_documents_every_option(cls):
 
 
 def test_recipes_parse(tmp_path):
-    for name, cls in [("ctd_tiny", CTDConfig), ("ctd_micro", CTDConfig), ("ctd_paper", CTDConfig),
-                      ("lma_tiny", LMAConfig), ("lma_micro", LMAConfig), ("lma_paper", LMAConfig)]:
-        cfg = parse_config(cls, ["--config", f"training/configs/{name}.yaml", "--train_data", "x"])
+    for recipe, cls in [("tests/configs/ctd_tiny", CTDConfig), ("training/configs/ctd_micro", CTDConfig),
+                        ("training/configs/ctd_paper", CTDConfig), ("tests/configs/lma_tiny", LMAConfig),
+                        ("training/configs/lma_micro", LMAConfig), ("training/configs/lma_paper", LMAConfig)]:
+        cfg = parse_config(cls, ["--config", f"{recipe}.yaml", "--train_data", "x"])
         assert cfg.max_steps > 0
     paper = parse_config(CTDConfig, ["--config", "training/configs/ctd_paper.yaml"])
     assert (paper.learning_rate, paper.per_device_batch_size * 8, paper.clip_sigma, paper.wap_block) == (4e-5, 512, 3.0, [4, 2, 2])
@@ -232,8 +235,8 @@ def test_conversations_normalise_and_train_on_answers_only():
     assert len(ids) == len(labels) and "user" not in trained
 
 
-def test_lma_dataset_frames_prompt_and_collate(qa_manifest):
-    cfg = LMAConfig(train_data=str(qa_manifest), vision_model="liteframe-tiny", language_model="random:qwen2-tiny",
+def test_lma_dataset_frames_prompt_and_collate(qa_manifest, tiny_language_model):
+    cfg = LMAConfig(train_data=str(qa_manifest), vision_model="liteframe-tiny", language_model=tiny_language_model,
                     image_size=56, frame_budgets=[4, 8, 512], num_workers=0)
     model, processor = build_lma_model(cfg)
     tpc = model.config.tokens_per_clip()
@@ -253,10 +256,10 @@ def test_lma_dataset_frames_prompt_and_collate(qa_manifest):
     assert torch.isfinite(out.loss)
 
 
-def test_lora_adapts_only_the_language_model():
+def test_lora_adapts_only_the_language_model(tiny_language_model):
     from peft import get_peft_model
 
-    cfg = LMAConfig(train_data="x", vision_model="liteframe-tiny", language_model="random:qwen2-tiny")
+    cfg = LMAConfig(train_data="x", vision_model="liteframe-tiny", language_model=tiny_language_model)
     model = get_peft_model(build_lma_model(cfg)[0], lma_lora_config(cfg))
     lora = [n for n, m in model.named_modules() if hasattr(m, "lora_A")]
     assert len(lora) == 2 * 7 and all(".language_model." in n for n in lora)
@@ -265,8 +268,8 @@ def test_lora_adapts_only_the_language_model():
     assert model.peft_config["default"].r == 4 and model.peft_config["default"].lora_alpha == 8
 
 
-def test_student_initialised_from_the_teacher_starts_close_to_its_targets(videos):
-    cfg = ctd_cfg(videos[0].parent, student_init="teacher", student_layer_map="0,0,1,1")
+def test_student_initialised_from_the_teacher_starts_close_to_its_targets(videos, tiny_teacher):
+    cfg = ctd_cfg(videos[0].parent, teacher=tiny_teacher, student_init="teacher", student_layer_map="0,0,1,1")
     teacher = load_teacher(cfg, torch.device("cpu"))
     dataset = CTDClipDataset(VideoTable(cfg.train_data), cfg, 56, seed=0, fixed=True)
     clips = torch.stack([dataset[i]["pixel_values"] for i in range(len(dataset))])
@@ -300,8 +303,8 @@ def test_latest_checkpoint_ignores_incomplete_folders(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- cache + stream
-def test_target_cache_holds_the_teacher_targets(tmp_path, videos):
-    cfg = ctd_cfg(videos[0].parent, clip_plan="fixed", clips_per_video=2)
+def test_target_cache_holds_the_teacher_targets(tmp_path, videos, tiny_teacher):
+    cfg = ctd_cfg(videos[0].parent, teacher=tiny_teacher, clip_plan="fixed", clips_per_video=2)
     accelerator = Accelerator(cpu=True)
     teacher = load_teacher(cfg, accelerator.device)
     student, report = build_student(cfg, teacher, student_config(cfg, teacher))
@@ -316,8 +319,29 @@ def test_target_cache_holds_the_teacher_targets(tmp_path, videos):
         torch.testing.assert_close(cache[i], expected, rtol=1e-5, atol=1e-5)
     _, again = build_target_cache(accelerator, dataset, teacher, tmp_path / "c", recipe, 4, 3, 0)
     assert again == 0.0  # same fingerprint: reused
-    _, rebuilt = build_target_cache(accelerator, dataset, teacher, tmp_path / "c", {"teacher": "other"}, 4, 3, 0)
+    built = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "c").iterdir()}
+    # Another plan (here 3 clips per video instead of 2, or another teacher) is refused, naming what differs and the
+    # fix, and the cache is left as it was: it used to be rebuilt in place under a run that still read it.
+    other_plan = CTDClipDataset(VideoTable(cfg.train_data), ctd_cfg(videos[0].parent, clip_plan="fixed",
+                                                                    clips_per_video=3), 56, seed=0, fixed=True)
+    with pytest.raises(ValueError, match=r"another clip plan \(the number of clips \(videos x --clips_per_video\): "
+                                         r"10 cached, 15 now\).*--target_cache auto.*or delete"):
+        build_target_cache(accelerator, other_plan, teacher, tmp_path / "c", recipe, 4, 3, 0)
+    with pytest.raises(ValueError, match=re.escape(f"--teacher: {tiny_teacher!r} cached, 'other' now")):
+        build_target_cache(accelerator, dataset, teacher, tmp_path / "c", {"teacher": "other"}, 4, 3, 0)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "c").iterdir()} == built
+    (tmp_path / "c" / "index.json").unlink()  # a build killed before its index: built again
+    _, rebuilt = build_target_cache(accelerator, dataset, teacher, tmp_path / "c", recipe, 4, 3, 0)
     assert rebuilt > 0
+
+
+def test_target_cache_auto_follows_the_output_dir(tmp_path):
+    recipe = "training/configs/ctd_micro.yaml"
+    cfg = parse_config(CTDConfig, ["--config", recipe, "--output_dir", str(tmp_path / "mine")])
+    assert cfg.target_cache == str(tmp_path / "mine" / "target_cache")
+    assert parse_config(CTDConfig, ["--config", recipe]).target_cache == "outputs/ctd_micro/target_cache"
+    assert parse_config(CTDConfig, ["--config", recipe, "--target_cache", "c/"]).target_cache == "c/"
+    assert parse_config(CTDConfig, ["--config", recipe, "--target_cache", "none"]).target_cache is None
 
 
 def test_micro_batch_stream_resumes_at_any_position(videos):
@@ -379,3 +403,27 @@ def test_device_and_precision_are_refused_as_recipe_options(tmp_path):
         parse_config(CTDConfig, ["--config", str(recipe), "--train_data", "x"])
     with pytest.raises(ValueError, match="ACCELERATE_USE_CPU=1"):
         parse_config(LMAConfig, ["--train_data", "x", "--cpu"])
+
+
+def test_training_pixels_are_the_video_processors(tmp_path):
+    # One normalisation: a clip of real footage decoded for training and the same frames through the video processor
+    # are the same tensor, bit for bit (the CTD recipe's mean / std go to the processor). Dividing by 255 first, as
+    # the training data once did, is an ulp off.
+    from liteframe_hf import LiteFrameVideoProcessor
+    from liteframe_hf.assets import asset_path, ensure_assets
+    from liteframe_hf.modeling.video_decoding_liteframe import decode_frames
+
+    ensure_assets(["videos"], progress=None)
+    (tmp_path / "bikes.mp4").symlink_to(asset_path("bikes.mp4"))
+    cfg = ctd_cfg(tmp_path, image_mean=[0.5, 0.4, 0.3], image_std=[0.2, 0.25, 0.3])
+    dataset = CTDClipDataset(VideoTable(cfg.train_data), cfg, 56, seed=0, fixed=True)
+    times = np.array([0.1, 0.4, 0.7, 1.0])
+    pixels, _ = dataset.decode(0, times)
+    frames = decode_frames(dataset.table.source(0), times, size=(56, 56), threads=False).frames  # uint8 (T, S, S, 3)
+    processor = LiteFrameVideoProcessor(size={"height": 56, "width": 56}, image_mean=cfg.image_mean,
+                                        image_std=cfg.image_std)
+    processed = processor(videos=[frames], do_sample_frames=False, return_tensors="pt")["pixel_values_videos"][0]
+    assert processed.dtype == pixels.dtype == torch.float32 and torch.equal(processed, pixels)
+    mean, std = torch.tensor(cfg.image_mean)[:, None, None], torch.tensor(cfg.image_std)[:, None, None]
+    divided_first = (torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    assert not torch.equal(divided_first, pixels)

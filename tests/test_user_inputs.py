@@ -19,7 +19,8 @@ from liteframe_hf import LiteFrameForConditionalGeneration, LiteFrameProcessor, 
 from liteframe_hf.assets import asset_path
 from liteframe_hf.hub import HubPublishError, prepare_hub_folder
 from liteframe_hf.modeling.video_decoding_liteframe import decode_frames
-from liteframe_hf.testing import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config, tiny_tokenizer
+
+from tiny import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config, tiny_tokenizer
 
 SIZE = {"height": 56, "width": 56}
 

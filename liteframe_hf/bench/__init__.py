@@ -7,11 +7,11 @@ import ctypes
 import json
 import os
 import platform
-import statistics
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median  # noqa: F401 - the benchmarks' one summary statistic
 
 import torch
 
@@ -112,14 +112,6 @@ def time_call(fn: Callable[[], object], device: torch.device, warmup: int, repea
     return times
 
 
-def _release_free_heap() -> None:
-    """Give free malloc arenas back to the OS (glibc's malloc_trim); a no-op elsewhere."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 class PeakRSS:
     """Peak resident memory of this process above its level at entry, in MiB, sampled every millisecond by a
     thread: the CPU stand-in for `torch.cuda.max_memory_allocated` (Linux /proc; None elsewhere)."""
@@ -135,7 +127,10 @@ class PeakRSS:
             return None
 
     def __enter__(self) -> "PeakRSS":
-        _release_free_heap()  # else memory freed by earlier calls is reused without growing the resident set
+        # Give free malloc arenas back to the OS (glibc), else memory freed by earlier calls is reused without
+        # growing the resident set.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
         self._base = self._peak = self._rss()
         self._stop = threading.Event()
         if self._base is not None:
@@ -154,10 +149,6 @@ class PeakRSS:
             self._thread.join()
             self._peak = max(self._peak, self._rss() or 0)
             self.mb = (self._peak - self._base) / 2**20
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def markdown_table(headers: list[str], rows: list[list[object]]) -> str:

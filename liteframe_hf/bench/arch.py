@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 
 import torch
+from tqdm.auto import tqdm
 from transformers import InternVLVisionModel
 
-from ..modeling.configuration_liteframe import LiteFrameVisionConfig
+from ..modeling.configuration_liteframe import VISION_VARIANTS, LiteFrameVisionConfig
 from ..modeling.modeling_liteframe import LiteFrameVisionModel
 from ..paper import ARCH_TABLE, internvit_300m_config
 from ..profile import count_parameters, paper_flops
@@ -30,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"])
     parser.add_argument("--warmup", type=int, default=None, help="default: 40 on cuda, 3 on cpu")
     parser.add_argument("--repeats", type=int, default=None, help="default: 100 on cuda, 10 on cpu")
-    parser.add_argument("--variants", nargs="+", default=[TEACHER, *VARIANTS], help="rows to run")
+    parser.add_argument("--variants", nargs="+", default=[TEACHER, *VARIANTS],
+                        help=f"rows to run (default: the teacher and the paper's variants; any of "
+                             f"{', '.join(VISION_VARIANTS)} works, e.g. liteframe-micro for a micro checkpoint's card)")
     parser.add_argument("--flops-only", action="store_true", help="params and TFLOPs only (meta device, instant)")
     parser.add_argument("--json", default=None, help="write the rows as JSON here")
 
@@ -47,7 +50,8 @@ def build(name: str, device: torch.device, dtype: torch.dtype, attn: str, meta: 
 def input_shape(name: str, frames: int, image_size: int) -> tuple[int, ...]:
     if name == TEACHER:
         return (frames, 3, image_size, image_size)  # per-frame image encoder
-    return (frames // 4, 4, 3, image_size, image_size)  # 4-frame clips
+    clip_len = LiteFrameVisionConfig.from_variant(name).clip_len
+    return (frames // clip_len, clip_len, 3, image_size, image_size)  # clips
 
 
 def main(args: argparse.Namespace) -> int:
@@ -55,8 +59,15 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit(f"--frames must be a multiple of 4 (clip length), got {args.frames}")
     device, dtype, warmup, repeats = resolve_device(args, cpu_warmup=3, cpu_repeats=10)
 
+    unknown = [name for name in args.variants if name != TEACHER and name not in VISION_VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown --variants {unknown}: choose from {TEACHER}, {', '.join(VISION_VARIANTS)}")
     rows, records = [], []
+    # One step per timed or warm-up forward pass: a CPU run of the default rows takes minutes.
+    progress = tqdm(total=0 if args.flops_only else len(args.variants) * (warmup + repeats), unit="pass",
+                    desc="bench arch", disable=args.flops_only)
     for name in args.variants:
+        progress.set_postfix_str(name)
         shape = input_shape(name, args.frames, args.image_size)
         meta_model = build(name, device, dtype, args.attn, meta=True)
         params = count_parameters(meta_model) / 1e6
@@ -66,13 +77,16 @@ def main(args: argparse.Namespace) -> int:
             model = build(name, device, dtype, args.attn)
             pixels = torch.randn(shape, device=device, dtype=dtype)
             with torch.inference_mode():
-                latency = median(time_call(lambda: model(pixels), device, warmup, repeats))
+                latency = median(time_call(lambda: (model(pixels), progress.update()), device, warmup, repeats))
             del model, pixels
-        paper_ms, paper_tflops, paper_params = ARCH_TABLE[name if name != "liteframe-b" else "dwtempconv"]
+        # The paper reports its own variants only (None for liteframe-micro and the other CPU-sized ones).
+        paper_ms, paper_tflops, paper_params = ARCH_TABLE.get(name if name != "liteframe-b" else "dwtempconv",
+                                                              (None, None, None))
         rows.append([name, params, paper_params, tflops, paper_tflops, latency, paper_ms])
         records.append(dict(variant=name, params_m=params, tflops=tflops, latency_ms=latency,
                             paper_params_m=paper_params, paper_tflops=paper_tflops, paper_latency_ms=paper_ms))
 
+    progress.close()
     print(environment_header(device, dtype=str(dtype).replace("torch.", ""), attention=args.attn,
                              frames=args.frames, image=args.image_size,
                              timing="flops only" if args.flops_only else f"median of {repeats} after {warmup} warm-up"))

@@ -1,10 +1,10 @@
 """`liteframe bench decode`: LiteFrame's PyAV decoder against transformers' `load_video(backend="pyav")`.
 
 Every method gets the same plan (docs/design.md "Clip sampling": clips from `plan_clip_frames`) and ends with uint8 frames at the
-encoder size (448x448 by default, bicubic): ours converts and resizes inside PyAV's reformatter, the stock path
-decodes with `load_video(..., backend="pyav")` and is then resized with torchvision (what `BaseVideoProcessor`
-does). When importable, torchcodec (its exact and approximate seek modes, full-resolution frames then the same
-torchvision resize) and decord (through `load_video(..., backend="decord")`) are added
+encoder size (448x448 by default, bicubic) through the one resize our decoder and video processor use
+(`resize_frames`, torchvision's antialiased resize): ours resizes each frame as it is decoded, the stock path
+decodes with `load_video(..., backend="pyav")` and is resized afterwards. When importable, torchcodec (its exact
+and approximate seek modes, full-resolution frames then the same resize) and decord (through `load_video(..., backend="decord")`) are added
 (`pip install liteframe[decode]`). Each (method, frame count) runs in its own subprocess, so the
 peak memory column (peak RSS minus RSS before decoding, i.e. including FFmpeg's own buffers; the kernel's peak
 mark is reset first, so import-time peaks do not count) is not polluted by earlier runs. The page cache is warmed
@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from ..modeling import video_decoding_liteframe as vd
 
 DEFAULT_FRAMES = [8, 16, 32, 64, 128, 256]
 
@@ -166,16 +168,9 @@ def make_test_video(
     return str(path)
 
 
-
 # ----------------------------------------------------------------------------------------------------------------
 # Benchmark
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def _decoder():
-    from liteframe_hf.modeling import video_decoding_liteframe
-
-    return video_decoding_liteframe
 
 
 def default_video(cache_dir, seconds: float, height: int, fps: int, keyint: int, log=print) -> Path:
@@ -234,11 +229,8 @@ TORCHCODEC_MODES = {"torchcodec-exact": "exact", "torchcodec-approximate": "appr
 
 
 def _resize_nchw(x, size: int) -> np.ndarray:
-    """(T, 3, H, W) uint8 tensor -> (T, size, size, 3) uint8, resized as `BaseVideoProcessor` resizes."""
-    from torchvision.transforms.v2 import functional as tvF
-
-    x = tvF.resize(x, [size, size], interpolation=tvF.InterpolationMode.BICUBIC, antialias=True)
-    return x.permute(0, 2, 3, 1).contiguous().numpy()
+    """(T, 3, H, W) uint8 tensor -> (T, size, size, 3) uint8, by the resize our decoder and video processor use."""
+    return vd.resize_frames(x, size).permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def decode_method(method: str, video: str, timestamps: list[float], indices: list[int], size: int,
@@ -248,7 +240,7 @@ def decode_method(method: str, video: str, timestamps: list[float], indices: lis
     import torch
 
     if method in ("exact", "approximate"):
-        result = _decoder().decode_frames(video, timestamps, size=(size, size), mode=method, threads=threads)
+        result = vd.decode_frames(video, timestamps, size=(size, size), mode=method, threads=threads)
         return result.frames, {
             "frames_indices": list(map(int, result.metadata.frames_indices)),
             "frames_decoded": result.metadata.frames_decoded,
@@ -277,10 +269,7 @@ def decode_method(method: str, video: str, timestamps: list[float], indices: lis
 
 def run_method(method: str, video: str, timestamps: list[float], indices: list[int], size: int, threads: str) -> dict:
     """One timed decode + resize to (size, size). Returns time, memory and what was decoded."""
-    _decoder()
-    import torch  # noqa: F401 - imported before the measurement starts
-    import torchvision.transforms.v2  # noqa: F401
-    import transformers.video_utils  # noqa: F401
+    import torchvision.transforms.v2  # noqa: F401 - resize_frames imports it lazily: not inside the measurement
 
     before = _status_mb("VmRSS")
     reset_ok = _reset_peak_rss()
@@ -332,7 +321,7 @@ def environment(video: Path, info) -> list[str]:
     except AttributeError:
         cpus = os.cpu_count()
     size = video.stat().st_size
-    lines = [
+    return [
         f"device: CPU {cpu_name()}, {cpus} cores available, load average "
         + " ".join(f"{x:.1f}" for x in os.getloadavg()),
         f"python {platform.python_version()} | torch {torch.__version__} | transformers {transformers.__version__} | "
@@ -342,7 +331,6 @@ def environment(video: Path, info) -> list[str]:
         f"{info.total_num_frames} frames ({'indexed' if info.has_frame_index else 'estimated'}), header says "
         f"{info.header_num_frames}",
     ]
-    return lines
 
 
 def _keyframe_stats(path) -> str:
@@ -387,7 +375,6 @@ def main(args) -> int:
         return 0
 
     log = lambda *a: print(*a, flush=True)  # noqa: E731
-    vd = _decoder()
     video = Path(args.video) if args.video else default_video(args.cache_dir, args.duration, args.height, args.fps,
                                                               args.keyint, log)
     info = vd.probe_video(video)
@@ -441,19 +428,19 @@ def main(args) -> int:
 
 
 def _table(rows, methods) -> str:
-    others = [m for m in methods if m not in ("pyav",)]
+    others = [m for m in methods if m != "pyav"]
     headers = ["frames", "plan", "stock pyav s"] + [f"{m} s (speed-up)" for m in others]
     peak = "peak MB " + " / ".join(["stock"] + others)
     headers += ["frames decoded (exact / stock)", peak, "output MB", "same frames"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for n, regime, per, stock, same in rows:
-        cells = [str(n), regime, _fmt_s(per.get("pyav"))]
-        for m in others:
+        cells = [str(n), regime]
+        for m in ["pyav", *others]:
             r = per.get(m)
             if r is None or "error" in r:
                 cells.append("error" if r else "-")
             else:
-                ratio = f" ({stock / r['seconds']:.1f}x)" if stock else ""
+                ratio = f" ({stock / r['seconds']:.1f}x)" if stock and m != "pyav" else ""
                 cells.append(f"{r['seconds']:.2f}{ratio}")
         ex = per.get("exact") or {}
         stock_frames = (max(per["pyav"]["frames_indices"]) + 1) if per.get("pyav", {}).get("frames_indices") else None
@@ -465,12 +452,6 @@ def _table(rows, methods) -> str:
         cells.append({True: "yes", False: "NO", None: "-"}[same])
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _fmt_s(r) -> str:
-    if r is None:
-        return "-"
-    return r.get("error", None) and "error" or f"{r['seconds']:.2f}"
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from transformers import AutoModelForCausalLM, Dinov2Config, Dinov2Model, Intern
 from ..modeling.configuration_liteframe import LiteFrameConfig, LiteFrameVisionConfig
 from ..modeling.processing_liteframe import CLIP_CONTEXT, CLIP_END, CLIP_START, VIDEO_MARKER, LiteFrameProcessor
 from ..modeling.video_decoding_liteframe import LiteFrameVideoMetadata, clip_spans, plan_clip_frames
-from ..modeling.video_processing_liteframe import LiteFrameVideoProcessor
 from ..modeling.modeling_liteframe import (
     LiteFrameMultiModalProjector,
     LiteFrameVisionModel,
@@ -320,7 +319,7 @@ def frames_per_method(methods: list[str], default: list[int], overrides: list[st
     return frames
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
     preset = PRESETS[args.preset]
     if args.image_size is not None:
         preset = replace(preset, image_size=args.image_size)
@@ -335,8 +334,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     tokenizer, tokenizer_name = load_tokenizer(args.tokenizer, args.preset)
     if len(tokenizer) > config.text_config.vocab_size:  # SmolLM2 + InternVL's 3 tokens, as the micro model resizes
         config.text_config.vocab_size = len(tokenizer)
-    video_processor = LiteFrameVideoProcessor(size={"height": preset.image_size, "width": preset.image_size})
-    processor = LiteFrameProcessor(video_processor, tokenizer, tokens_per_clip=config.tokens_per_clip(preset.image_size))
+    processor = LiteFrameProcessor.for_model(tokenizer, config, image_size=preset.image_size)
     meta = dict(preset=args.preset, image_size=preset.image_size, device=str(device), dtype=str(dtype).replace("torch.", ""),
                 warmup=warmup, repeats=repeats, budget_s=args.budget_s,
                 text_layers=config.text_config.num_hidden_layers, attention=args.attn, tokenizer=tokenizer_name,
@@ -448,39 +446,34 @@ def timing_text(meta: dict) -> str:
 
 def main(args: argparse.Namespace) -> int:
     rows, meta = run(args)
+    header = None
     if args.tokens_only:
         headers = ["method", "frames", "text tokens", "visual tokens", "prefill tokens"]
         table = markdown_table(headers, [[r[k] for k in ("method", "frames", "text_tokens", "visual_tokens",
                                                            "prefill_tokens")] for r in rows])
         text = "\n".join([f"prompt tokens only: {meta['preset']} preset, {meta['tokenizer']} tokenizer, "
                           f"{meta['video_seconds']:g}-s video, question {meta['question']!r}", "", table])
-        print(text)
-        if args.markdown:
-            Path(args.markdown).write_text(text + "\n")
-        write_json(args.json, {**meta, "rows": rows})
-        return 0
-    header = environment_header(torch.device(args.device), preset=meta["preset"], dtype=meta["dtype"], attention=meta["attention"],
-                                timing=timing_text(meta),
-                                llm_layers=meta["text_layers"])
-    headers = ["method", "frames", "tok/frame", "text tokens", "visual tokens", "prefill tokens", "encode ms", "prefill ms",
-               "total ms", "peak MiB (enc/prefill)", "timed calls (enc/prefill)", "paper enc", "paper prefill", "paper total"]
-    table_rows = [[r["method"], r["frames"], r["tokens_per_frame"], r["text_tokens"], r["visual_tokens"], r["prefill_tokens"],
-                   r["encode_ms"], r["prefill_ms"], r["total_ms"],
-                   "-" if r["encode_peak_mb"] is None else f"{r['encode_peak_mb']:.0f}/{r['prefill_peak_mb']:.0f}",
-                   f"{r['encode_repeats']}/{r['prefill_repeats']}",
-                   r["paper_encode_ms"], r["paper_prefill_ms"], r["paper_total_ms"]] for r in rows]
-    table = markdown_table(headers, table_rows)
-    notes = ["random weights (latency does not depend on them); real prompts: " f"{meta['tokenizer']} tokenizer, ChatML "
-             f"template, question {meta['question']!r}; clip time spans of a {meta['video_seconds']:g}-s video "
-             "(LiteFrame, post-hoc WAP), InternVL3's 'FrameN:' lines (baseline)",
-             "peak MiB: memory a stage needs above what was allocated before it (CUDA allocator peak on GPU, resident-set "
-             "peak sampled every ms on CPU), from one untimed call"]
-    text = "\n".join([header, *notes, "", table, "", *summary_lines(rows)])
+    else:
+        header = environment_header(torch.device(args.device), preset=meta["preset"], dtype=meta["dtype"],
+                                    attention=meta["attention"], timing=timing_text(meta), llm_layers=meta["text_layers"])
+        headers = ["method", "frames", "tok/frame", "text tokens", "visual tokens", "prefill tokens", "encode ms",
+                   "prefill ms", "total ms", "peak MiB (enc/prefill)", "timed calls (enc/prefill)", "paper enc",
+                   "paper prefill", "paper total"]
+        table_rows = [[r["method"], r["frames"], r["tokens_per_frame"], r["text_tokens"], r["visual_tokens"],
+                       r["prefill_tokens"], r["encode_ms"], r["prefill_ms"], r["total_ms"],
+                       "-" if r["encode_peak_mb"] is None else f"{r['encode_peak_mb']:.0f}/{r['prefill_peak_mb']:.0f}",
+                       f"{r['encode_repeats']}/{r['prefill_repeats']}",
+                       r["paper_encode_ms"], r["paper_prefill_ms"], r["paper_total_ms"]] for r in rows]
+        notes = [f"random weights (latency does not depend on them); real prompts: {meta['tokenizer']} tokenizer, "
+                 f"ChatML template, question {meta['question']!r}; clip time spans of a {meta['video_seconds']:g}-s "
+                 "video (LiteFrame, post-hoc WAP), InternVL3's 'FrameN:' lines (baseline)",
+                 "peak MiB: memory a stage needs above what was allocated before it (CUDA allocator peak on GPU, "
+                 "resident-set peak sampled every ms on CPU), from one untimed call"]
+        text = "\n".join([header, *notes, "", markdown_table(headers, table_rows), "", *summary_lines(rows)])
     print(text)
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
-    if args.plot:
+        Path(args.markdown).write_text(text + "\n")
+    if args.plot and header is not None:
         plot(rows, args.plot, header)
     write_json(args.json, {**meta, "rows": rows})
     return 0

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..modeling.configuration_liteframe import LiteFrameVisionConfig
 from ..modeling.modeling_liteframe import DepthwiseTemporalConv, LiteFrameTokenMerger, LiteFrameVisionModel
-from ..testing import random_encoder
 from . import (
     environment_header,
     exact_fp32,
@@ -32,6 +32,19 @@ from . import (
     time_call,
     write_json,
 )
+
+
+def random_encoder(variant: str, temporal_std: float, seed: int = 0, **overrides) -> LiteFrameVisionModel:
+    """A `LiteFrameVisionModel` of `variant` with seeded random weights, its temporal mixers included: they start
+    at zero by design, which would hide them from any equivalence check. In eval mode."""
+    torch.manual_seed(seed)
+    model = LiteFrameVisionModel(LiteFrameVisionConfig.from_variant(variant, **overrides)).eval()
+    with torch.no_grad():
+        for layer in model.layers:
+            if layer.temporal_mixer is not None:
+                for p in layer.temporal_mixer.parameters():
+                    p.normal_(0, temporal_std)
+    return model
 
 
 class ChannelsFirstTemporalConv(nn.Module):

@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..figure import pyplot, save_figure
+
 LATENCIES = ("total", "encode_prefill", "decode", "preprocess", "encode", "prefill", "generate")
 LATENCY_LABELS = {
     "total": "total latency per question (ms, median)",
@@ -34,14 +36,9 @@ def load_runs(paths: list[str | Path]) -> list[dict]:
 
 
 def plot_runs(runs: list[dict], out: str | Path, latency: str = "total", title: str | None = None) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if latency not in LATENCIES:
         raise ValueError(f"latency must be one of {LATENCIES}, got {latency!r}")
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = pyplot().subplots(figsize=(6.4, 4.4))
     chances = set()
     for run in runs:
         points = sorted(run["points"], key=lambda p: p["frames"])
@@ -64,12 +61,7 @@ def plot_runs(runs: list[dict], out: str | Path, latency: str = "total", title: 
     ax.set_title(title or "Accuracy vs latency (`liteframe eval`)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=120)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

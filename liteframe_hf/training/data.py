@@ -29,6 +29,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..modeling.processing_liteframe import VIDEO_MARKER
 from ..modeling.video_decoding_liteframe import VideoDecodeError, decode_frames, plan_clip_frames, probe_video
+from ..modeling.video_processing_liteframe import LiteFrameVideoProcessor
 from .config import CTDConfig, LMAConfig
 
 __all__ = [
@@ -167,12 +168,6 @@ def sample_clip_timestamps(duration: float, rng: np.random.Generator, clip_len: 
     return start + plan.timestamps
 
 
-def _normalize(frames: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> float32 (T, 3, H, W) normalised pixels."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
-    return (x - mean[:, None, None]) / std[:, None, None]
-
-
 class _VideoSampleDataset(Dataset):
     """Key -> sample with fall-through over unreadable videos (see the module docstring).
 
@@ -180,11 +175,10 @@ class _VideoSampleDataset(Dataset):
     rows[i % len(rows)]. Subclasses implement ``_make(row, rng) -> dict`` for one table row.
     """
 
-    def __init__(self, table: VideoTable, rows: list[int], length: int, seed: int, fixed: bool, image_size: int,
-                 mean, std):
+    def __init__(self, table: VideoTable, rows: list[int], length: int, seed: int, fixed: bool,
+                 video_processor: LiteFrameVideoProcessor):
         self.table, self.rows, self.length, self.seed, self.fixed = table, list(rows), int(length), int(seed), fixed
-        self.image_size = int(image_size)
-        self.mean, self.std = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+        self.video_processor, self.image_size = video_processor, int(video_processor.size["height"])
         self._durations: dict[int, float] = {}
         self._warned: set[int] = set()
 
@@ -201,7 +195,12 @@ class _VideoSampleDataset(Dataset):
         # threads=False: DataLoader workers already decode in parallel; per-decode threads only add overhead.
         decoded = decode_frames(self.table.source(row), timestamps, size=(self.image_size, self.image_size),
                                 threads=False)
-        return _normalize(decoded.frames, self.mean, self.std), decoded.metadata
+        frames = torch.from_numpy(np.ascontiguousarray(decoded.frames)).permute(0, 3, 1, 2)  # (T, 3, S, S) uint8
+        # The processor's own rescale + normalise: its whole __call__ would resize and pad again, slower per clip.
+        vp = self.video_processor
+        pixels = vp.rescale_and_normalize(frames, vp.do_rescale, vp.rescale_factor, vp.do_normalize,
+                                          tuple(vp.image_mean), tuple(vp.image_std))
+        return pixels, decoded.metadata
 
     def __getitem__(self, key: int) -> dict:
         index, epoch = int(key) % self.length, int(key) // self.length
@@ -238,7 +237,8 @@ class CTDClipDataset(_VideoSampleDataset):
     def __init__(self, table: VideoTable, cfg: CTDConfig, image_size: int, seed: int, fixed: bool,
                  length: int | None = None):
         super().__init__(table, list(range(len(table))), length or len(table) * cfg.clips_per_video, seed, fixed,
-                         image_size, cfg.image_mean, cfg.image_std)
+                         LiteFrameVideoProcessor(size={"height": image_size, "width": image_size},
+                                                 image_mean=cfg.image_mean, image_std=cfg.image_std))
         self.clip_len, self.min_fps, self.max_fps = cfg.clip_len, cfg.min_fps, cfg.max_fps
         self.targets = None  # a TargetCache, attached when the teacher's targets are cached
 
@@ -254,9 +254,11 @@ class CTDClipDataset(_VideoSampleDataset):
         return sample
 
     def fingerprint(self) -> dict:
+        vp = self.video_processor  # mean and std as float32 values: the form cached plans hold them in
+        mean, std = (torch.tensor(values, dtype=torch.float32).tolist() for values in (vp.image_mean, vp.image_std))
         return {"videos": self.table.fingerprint(), "length": self.length, "seed": self.seed, "fixed": self.fixed,
                 "image_size": self.image_size, "clip_len": self.clip_len, "fps": [self.min_fps, self.max_fps],
-                "mean": self.mean.tolist(), "std": self.std.tolist()}
+                "mean": mean, "std": std}
 
 
 def collate_clips(samples: list[dict]) -> dict:
@@ -360,8 +362,7 @@ class VideoConversationDataset(_VideoSampleDataset):
                  rows: list[int] | None = None):
         rows = list(range(len(table))) if rows is None else list(rows)
         video_processor = processor.video_processor
-        super().__init__(table, rows, len(rows), seed, fixed, video_processor.size["height"],
-                         video_processor.image_mean, video_processor.image_std)
+        super().__init__(table, rows, len(rows), seed, fixed, video_processor)
         self.cfg, self.processor, self.clip_len = cfg, processor, int(video_processor.clip_len)
         self.clip_fps = float(video_processor.clip_fps)
         columns = table.records.column_names
@@ -376,7 +377,16 @@ class VideoConversationDataset(_VideoSampleDataset):
         messages = normalize_conversation(mcq_conversation(row) if self.mcq else row[self.cfg.conversation_column])
         budget = int(rng.choice(self.cfg.frame_budgets))
         fps = float(rng.uniform(self.cfg.min_fps, self.cfg.max_fps))
-        duration = self.duration(row_index)
+        # Optional row fields: `window` [start, end] (s) samples only that span of the video (e.g. the seconds a
+        # grounded question is about); `frames` fixes the row's frame count instead of drawing from frame_budgets.
+        start, duration = 0.0, self.duration(row_index)
+        if row.get("window") is not None:
+            start, end = (float(t) for t in row["window"])
+            if not 0.0 <= start < end <= duration + 1e-3:
+                raise SampleRejected(f"window {row['window']} is not inside the video's 0-{duration:.2f} s")
+            duration = min(end, duration) - start
+        if row.get("frames") is not None:
+            budget = int(row["frames"])
         if self.cfg.frame_sampling == "processor":
             # As the video processor plans an explicit num_frames (rounded up to whole clips, its clip_fps).
             num_frames = -(-budget // self.clip_len) * self.clip_len
@@ -387,7 +397,7 @@ class VideoConversationDataset(_VideoSampleDataset):
             num_frames = max(self.clip_len, min(budget - budget % self.clip_len, wanted))
             plan = plan_clip_frames(duration, num_frames=num_frames, clip_len=self.clip_len, max_frames=None,
                                     clip_fps=min(max(fps, 1.0), 4.0))
-        pixels, metadata = self.decode(row_index, plan.timestamps)
+        pixels, metadata = self.decode(row_index, start + plan.timestamps)
         block = self.processor.replace_video_token(
             {"pixel_values_videos": [pixels], "video_num_frames": [num_frames], "video_metadata": [metadata]}, 0)
         messages = [dict(m, content=m["content"].replace(VIDEO_MARKER, block)) for m in messages]

@@ -1,10 +1,10 @@
 """The training loop shared by training/ctd.py and training/lma.py.
 
-The scripts say what is particular to them (models, data, the forward pass of one micro-batch, evaluation, what
-is saved at the end); this module runs the rest once for both: run set-up (`start_run`), the Accelerator, the
-endless resumable micro-batch stream, the optimisation loop with accumulation, grad-norm clipping, logging
-windows, evaluation and checkpoints (`train`), the per-phase step timer, peak memory, the check that
-data-parallel replicas hold identical weights, and the run summary (`finish_run`).
+The scripts say what is particular to them (models, data, the forward pass of one micro-batch, evaluation, what is
+saved at the end); this module runs the rest once for both: run set-up (`start_run`), the Accelerator, loaders,
+optimizer and resume (`prepare_training`), the endless resumable micro-batch stream, the optimisation loop with
+accumulation, grad-norm clipping, logging windows, evaluation and checkpoints (`train`), the per-phase step timer,
+peak memory, the check that data-parallel replicas hold identical weights, and the run summary (`finish_run`).
 """
 
 from __future__ import annotations
@@ -27,28 +27,55 @@ from accelerate.utils import (GradientAccumulationPlugin, ProjectConfiguration, 
                                set_seed)
 from tqdm.auto import tqdm
 
-from .checkpoint import prepare_output_dir, resolve_checkpoint, save_checkpoint
-from .config import TrainConfig, config_to_dict, parse_config
+from .checkpoint import (STATE_FILE, checkpoint_trainable_only, load_checkpoint, prepare_output_dir, resolve_checkpoint,
+                         save_checkpoint)
+from .config import TrainConfig, config_to_dict
+from .data import EpochSampler
+from .optim import build_optimizer, build_scheduler
 from .tracking import MetricsLogger
 
-__all__ = ["start_run", "make_accelerator", "frozen_dtype", "micro_batches", "StepItems", "train", "StepTrace",
-           "finish_run", "StepTimer", "peak_memory_mb", "replicas_in_sync", "make_loader", "metric_columns"]
+__all__ = ["RunFinished", "start_run", "make_accelerator", "frozen_dtype", "micro_batches", "StepItems", "train",
+           "StepTrace", "finish_run", "StepTimer", "peak_memory_mb", "replicas_in_sync", "make_loader", "metric_columns",
+           "prepare_training"]
 
 
-def start_run(config_class: type[TrainConfig], argv: list[str] | None, description: str | None):
-    """Parse the recipe, build the Accelerator, seed, find the checkpoint to resume from (or refuse to overwrite a
-    finished run) and record the resolved config in ``output_dir/config.yaml``.
+class RunFinished(Exception):
+    """Raised by `start_run` when the checkpoint to resume from is the run's last (step == max_steps) and its
+    train_summary.json exists: there is nothing left to do, and no file of the finished run is rewritten.
+    `summary` is that run's train_summary.json."""
 
-    Returns (cfg, accelerator, resume_path or None, output_dir)."""
-    cfg = parse_config(config_class, argv, description=description)
+    def __init__(self, summary: dict):
+        super().__init__(f"the run already finished at step {summary.get('step')}")
+        self.summary = summary
+
+
+def start_run(cfg: TrainConfig):
+    """Build the Accelerator for a parsed recipe (`parse_config`), seed, find the checkpoint to resume from (or refuse
+    to overwrite a finished run) and record the resolved config in ``output_dir/config.yaml``.
+
+    Resuming a run that already reached max_steps and wrote its summary raises `RunFinished` before anything is
+    written (a resumed finished run used to rewrite train_summary.json with zeros and write adapter/ and merged/
+    again); a checkpoint past max_steps is refused. Returns (accelerator, resume_path or None, output_dir)."""
     accelerator = make_accelerator(cfg)
     set_seed(cfg.seed)
     resume_path = resolve_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint)
-    prepare_output_dir(accelerator, cfg.output_dir, resume_path is not None, cfg.overwrite_output_dir)
     output = Path(cfg.output_dir)
+    if resume_path is not None:
+        done = json.loads((resume_path / STATE_FILE).read_text())["step"]
+        if done > cfg.max_steps:
+            raise ValueError(f"{resume_path} is at step {done}, past --max_steps {cfg.max_steps}: pass --max_steps "
+                             f"N > {done} to train further (the finished run's files are in {output})")
+        summary_file = output / "train_summary.json"
+        if done == cfg.max_steps and summary_file.is_file():
+            summary = json.loads(summary_file.read_text())
+            if summary.get("step") == done:
+                accelerator.print(f"{output} already finished at step {done} (its train_summary.json); nothing to do "
+                                  f"and no file rewritten. Pass --max_steps N > {done} to train further.")
+                raise RunFinished(summary)
+    prepare_output_dir(accelerator, cfg.output_dir, resume_path is not None, cfg.overwrite_output_dir)
     if accelerator.is_main_process:
         (output / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    return cfg, accelerator, resume_path, output
+    return accelerator, resume_path, output
 
 
 def make_accelerator(cfg: TrainConfig) -> Accelerator:
@@ -111,6 +138,29 @@ def make_loader(dataset, batch_size: int, collate_fn, num_workers: int, sampler,
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # workers decode video; leave the cores to the training process
+
+
+def prepare_training(accelerator: Accelerator, cfg: TrainConfig, model: torch.nn.Module, train_set, eval_set,
+                     collate_fn, resume_path: Path | None, counters: tuple[str, ...], trainable_only: bool = False):
+    """(model, optimizer, scheduler, train_loader, eval_loader, state) for `train`: loaders (training: a new order each
+    epoch; held-out: a fixed one), AdamW + its schedule (checkpointed), all prepared by Accelerate, and the state,
+    fresh or resumed from `resume_path`. `trainable_only`: checkpoints hold the trainable weights alone (LMA)."""
+    train_loader = make_loader(train_set, cfg.per_device_batch_size, collate_fn, cfg.num_workers,
+                               EpochSampler(len(train_set), cfg.seed), cfg.seed)
+    eval_loader = make_loader(eval_set, cfg.per_device_batch_size, collate_fn, cfg.num_workers,
+                              EpochSampler(len(eval_set), cfg.seed, shuffle=False), cfg.seed)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg)
+    model, optimizer, eval_loader = accelerator.prepare(model, optimizer, eval_loader)
+    # `train` reads a step's micro-batches ahead (to count their items) and moves each to the device in turn.
+    train_loader = accelerator.prepare_data_loader(train_loader, device_placement=False)
+    accelerator.register_for_checkpointing(scheduler)
+    trainable_names = checkpoint_trainable_only(accelerator, model) if trainable_only else None
+    state = {"step": 0, "micro_batches": 0, **dict.fromkeys(counters, 0)}
+    if resume_path is not None:
+        state = load_checkpoint(accelerator, resume_path, trainable_names)
+        accelerator.print(f"resumed from {resume_path} at step {state['step']}")
+    return model, optimizer, scheduler, train_loader, eval_loader, state
 
 
 def micro_batches(accelerator: Accelerator, loader, start: int = 0):
@@ -275,9 +325,14 @@ def train(
 
     window, run_start = fresh_window(state.pop("window", None)), time.perf_counter()
     steps_run, phase_totals, grad_norm, last_eval = 0, dict.fromkeys(all_phases, 0.0), None, {}
+    counted_before = state[counters[0]]  # the summary's rates are what this run measured, not the nominal batch
     if cfg.eval_on_start and state["step"] == 0:
         logger.log(0, evaluate())
     model.train()
+    if state["step"] < cfg.max_steps:
+        # The first step also starts the DataLoader workers, decodes its videos and warms the kernels (tens of
+        # seconds on a CPU): say so on the bar instead of leaving it silent at 0.
+        progress.set_postfix_str(f"step {state['step'] + 1}: decoding the first batch and running it...")
     for step in range(state["step"] + 1, cfg.max_steps + 1):
         with timer("data"):
             batches = [next(stream) for _ in range(accum)]
@@ -304,6 +359,8 @@ def train(
         scheduler.step()
         window["steps"] += 1
         steps_run += 1
+        if steps_run == 1:
+            progress.set_postfix_str("", refresh=False)
         progress.update(1)
 
         # Logging (+ evaluation): reduced over processes, one CSV row written by the main process.
@@ -343,8 +400,14 @@ def train(
             save_checkpoint(accelerator, output, {**state, "window": window_state}, cfg.save_total_limit)
     progress.close()
 
+    if steps_run == 0:
+        # Resumed from the last checkpoint of a run killed before it wrote its summary: the final evaluation is
+        # run again (same weights, same held-out samples) so the summary keeps it.
+        last_eval = evaluate()
     seconds = time.perf_counter() - run_start
-    samples = steps_run * cfg.per_device_batch_size * accum * accelerator.num_processes
+    # Measured, not per_device_batch_size x accumulation x processes: an epoch's short last batch and dropped
+    # samples (unreadable videos, max_length) make fewer. None when this run made no step.
+    counted = state[counters[0]] - counted_before
     return {
         "step": state["step"],
         "steps_this_run": steps_run,
@@ -352,10 +415,11 @@ def train(
         "distributed_type": str(accelerator.distributed_type),
         "device": str(accelerator.device),
         "mixed_precision": accelerator.mixed_precision,
-        f"{counters[0]}_per_step": cfg.per_device_batch_size * accum * accelerator.num_processes,
+        f"{counters[0]}_per_step": counted / steps_run if steps_run else None,
+        f"nominal_{counters[0]}_per_step": cfg.per_device_batch_size * accum * accelerator.num_processes,
         "seconds": seconds,
-        f"{counters[0]}_per_s": samples / seconds,
-        "seconds_per_step": {p: phase_totals[p] / max(1, steps_run) for p in all_phases},
+        f"{counters[0]}_per_s": counted / seconds if steps_run else None,
+        "seconds_per_step": {p: phase_totals[p] / steps_run if steps_run else None for p in all_phases},
         "peak_memory_mb": peak_memory_mb(accelerator.device),
         "replicas_in_sync": replicas_in_sync(accelerator, model),
         "skipped_videos": state["skipped_videos"],

@@ -3,9 +3,7 @@
 Model specs accepted by the recipes:
   a folder or Hub id           loaded with from_pretrained
   asset:NAME                   a cached LiteFrame asset (`liteframe assets fetch`): asset:dinov2, asset:smollm2
-  random:dinov2-tiny           tiny random DINOv2 teacher (width 48, patch 7), built on the fly for tests
-  random:internvit-300m        random InternViT-300M (the paper's teacher shape), for throughput benchmarks
-  random:qwen2-tiny            tiny random Qwen2 LLM with liteframe_hf.testing's word-level tokenizer
+  random:internvit-300m        (teacher) random InternViT-300M (the paper's teacher shape), for throughput benchmarks
   micro:NAME                   (LMA vision_model) a whole micro video LLM assembled by liteframe_hf.micro
 """
 
@@ -17,8 +15,7 @@ import torch
 
 from ..modeling.configuration_liteframe import VISION_VARIANTS, LiteFrameConfig, LiteFrameVisionConfig
 from ..modeling.modeling_liteframe import LiteFrameForConditionalGeneration, LiteFrameVisionModel
-from ..modeling.processing_liteframe import CLIP_CONTEXT, CLIP_END, CLIP_START, LiteFrameProcessor
-from ..modeling.video_processing_liteframe import LiteFrameVideoProcessor
+from ..modeling.processing_liteframe import CLIP_CONTEXT, LiteFrameProcessor
 from ..teachers import Teacher
 from .config import CTDConfig, LMAConfig
 from .data import resolve_spec
@@ -33,14 +30,6 @@ def _seeded(builder, seed: int = 0):
         return builder()
 
 
-def _tiny_dinov2():
-    from transformers import Dinov2Config, Dinov2Model
-
-    config = Dinov2Config(hidden_size=48, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, patch_size=7,
-                          image_size=56)
-    return _seeded(lambda: Dinov2Model(config))
-
-
 def _random_internvit_300m():
     from transformers import InternVLVisionModel
 
@@ -49,7 +38,7 @@ def _random_internvit_300m():
     return _seeded(lambda: InternVLVisionModel(internvit_300m_config()))
 
 
-_RANDOM_TEACHERS = {"dinov2-tiny": _tiny_dinov2, "internvit-300m": _random_internvit_300m}
+_RANDOM_TEACHERS = {"internvit-300m": _random_internvit_300m}
 
 
 # ----------------------------------------------------------------------------------------------- CTD
@@ -118,15 +107,6 @@ def build_student(cfg: CTDConfig, teacher: Teacher, config: LiteFrameVisionConfi
 def _load_language_model(spec: str, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if spec == "random:qwen2-tiny":
-        from transformers import Qwen2Config, Qwen2ForCausalLM
-
-        from ..testing import tiny_text_config, tiny_tokenizer
-
-        tokenizer = tiny_tokenizer()
-        fields = tiny_text_config(vocab_size=len(tokenizer))
-        fields.pop("model_type")
-        return tokenizer, _seeded(lambda: Qwen2ForCausalLM(Qwen2Config(**fields)))
     path = resolve_spec(spec)
     return AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
 
@@ -155,7 +135,7 @@ def _assemble_micro(cfg: LMAConfig, name: str, dtype: torch.dtype):
                          f"language_model must be asset:smollm2, got {cfg.language_model!r}")
     if cfg.image_size not in (None, IMAGE_SIZE):
         raise ValueError(f"the micro models run at {IMAGE_SIZE} px; got image_size={cfg.image_size}")
-    model, processor, _ = assemble_micro_model(name, progress=lambda *_: None)
+    model, processor, _ = assemble_micro_model(name, weights=None, progress=lambda *_: None)  # untrained: the start
     return model.to(dtype), processor
 
 
@@ -164,7 +144,7 @@ def _load_vision_model(spec: str, image_size: int | None, seed: int) -> LiteFram
     if name is not None:  # DINOv2-S copied exactly, never a random tower of its shape
         from ..micro import assemble_micro_model
 
-        return assemble_micro_model(name, progress=lambda *_: None)[0].model.vision_tower
+        return assemble_micro_model(name, weights=None, progress=lambda *_: None)[0].model.vision_tower
     if spec in VISION_VARIANTS:
         config = LiteFrameVisionConfig.from_variant(spec, **({"image_size": image_size} if image_size else {}))
         return _seeded(lambda: LiteFrameVisionModel(config), seed)
@@ -225,10 +205,9 @@ def build_lma_model(cfg: LMAConfig, dtype: torch.dtype = torch.float32, base: st
     else:
         check_vision_spec(cfg.vision_model)
         tokenizer, llm = _load_language_model(cfg.language_model, dtype)
-        missing = [t for t in (CLIP_START, CLIP_END, CLIP_CONTEXT) if t not in tokenizer.get_vocab()]
-        if missing:
-            tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
-            llm.resize_token_embeddings(len(tokenizer))
+        from ..micro import add_clip_tokens
+
+        add_clip_tokens(tokenizer, llm)
         vision = _load_vision_model(cfg.vision_model, cfg.image_size, cfg.seed)
         config = LiteFrameConfig(vision_config=vision.config.to_dict(), text_config=llm.config.to_dict(),
                                  video_token_id=tokenizer.convert_tokens_to_ids(CLIP_CONTEXT))
@@ -241,11 +220,8 @@ def build_lma_model(cfg: LMAConfig, dtype: torch.dtype = torch.float32, base: st
         load_projector(model, cfg.init_projector_from)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    image_size = cfg.image_size or model.config.vision_config.image_size
-    video_processor = LiteFrameVideoProcessor(size={"height": image_size, "width": image_size}, image_mean=cfg.image_mean,
-                                              image_std=cfg.image_std, clip_len=model.config.vision_config.clip_len)
-    processor = LiteFrameProcessor(video_processor=video_processor, tokenizer=tokenizer,
-                                   tokens_per_clip=model.config.tokens_per_clip(image_size))
+    processor = LiteFrameProcessor.for_model(tokenizer, model.config, image_size=cfg.image_size,
+                                             image_mean=cfg.image_mean, image_std=cfg.image_std)
     return model, processor
 
 

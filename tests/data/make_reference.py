@@ -8,15 +8,17 @@ current code reproduces them.
 """
 
 import json
+import sys
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
 from liteframe_hf import LiteFrameForConditionalGeneration
-from liteframe_hf.testing import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))  # tests/tiny.py
+from tiny import TINY_VIDEO_TOKEN_ID, tiny_liteframe_config  # noqa: E402
 
 
 def main() -> None:

@@ -1,8 +1,11 @@
-"""Tiny, fast configurations for tests and examples (CPU, milliseconds per forward)."""
+"""Tiny, fast models for the tests (CPU, milliseconds per forward): configs, a word-level tokenizer, and the
+random DINOv2 teacher and LLM that tests/conftest.py saves as folders for the tiny recipes (tests/configs)."""
 
 from __future__ import annotations
 
-from .modeling.configuration_liteframe import LiteFrameConfig, LiteFrameVisionConfig
+from pathlib import Path
+
+from liteframe_hf.modeling.configuration_liteframe import LiteFrameConfig, LiteFrameVisionConfig
 
 TINY_VOCAB = 256
 TINY_VIDEO_TOKEN_ID = TINY_VOCAB - 1
@@ -29,23 +32,6 @@ def tiny_liteframe_config(vision_overrides: dict | None = None, **overrides) -> 
     text = tiny_text_config(**overrides.pop("text_overrides", {}))
     vision = LiteFrameVisionConfig.from_variant("liteframe-tiny", **(vision_overrides or {}))
     return LiteFrameConfig(vision_config=vision, text_config=text, video_token_id=TINY_VIDEO_TOKEN_ID, **overrides)
-
-
-def random_encoder(variant: str, temporal_std: float, seed: int = 0, **overrides):
-    """A `LiteFrameVisionModel` of `variant` with seeded random weights, its temporal mixers included: they start
-    at zero by design, which would hide them from any equivalence check. In eval mode."""
-    import torch
-
-    from .modeling.modeling_liteframe import LiteFrameVisionModel
-
-    torch.manual_seed(seed)
-    model = LiteFrameVisionModel(LiteFrameVisionConfig.from_variant(variant, **overrides)).eval()
-    with torch.no_grad():
-        for layer in model.layers:
-            if layer.temporal_mixer is not None:
-                for p in layer.temporal_mixer.parameters():
-                    p.normal_(0, temporal_std)
-    return model
 
 
 def left_padded_prompts(tokens_per_video: list[int], pad_to: int, text: int = 3, device=None):
@@ -106,3 +92,39 @@ def tiny_tokenizer():
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>"]})
     assert len(tokenizer) == TINY_VOCAB, len(tokenizer)
     return tokenizer
+
+
+def _seeded(builder, seed: int = 0):
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builder()
+
+
+def save_tiny_teacher(folder: Path) -> Path:
+    """A random DINOv2 (width 48, patch 7, 56 px: the WAP target grid of `liteframe-tiny`), saved with
+    save_pretrained: the tiny CTD recipe's teacher."""
+    from transformers import Dinov2Config, Dinov2Model
+
+    config = Dinov2Config(hidden_size=48, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, patch_size=7,
+                          image_size=56)
+    _seeded(lambda: Dinov2Model(config)).save_pretrained(folder)
+    return folder
+
+
+def save_tiny_language_model(folder: Path) -> Path:
+    """A random 2-layer Llama causal LM (SmolLM2's architecture, `tiny_text_config`'s sizes) with `tiny_tokenizer()`,
+    saved with save_pretrained: the tiny LMA recipe's language model. Not Qwen2: AutoTokenizer gives every qwen2
+    folder Qwen2's own byte-level tokenizer, whatever its tokenizer_config.json names."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = tiny_tokenizer()
+    fields = tiny_text_config(vocab_size=len(tokenizer))
+    fields.pop("model_type")
+    _seeded(lambda: LlamaForCausalLM(LlamaConfig(**fields))).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    text = "<|im_start|> what is the video ? 12 - 16 s <img> <IMG_CONTEXT> </img> <|im_end|>"
+    loaded = AutoTokenizer.from_pretrained(folder)(text).input_ids
+    assert loaded == tokenizer(text).input_ids, f"{folder}: AutoTokenizer does not load the word-level tokenizer back"
+    return folder
