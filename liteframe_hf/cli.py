@@ -21,6 +21,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "decode"), "liteframe_hf.bench.decode", "video decoding: LiteFrame's PyAV reader (exact / keyframes) vs transformers' load_video, same clip plan"),
     (("assets", "fetch"), "liteframe_hf.assets", "fetch the real offline assets (DINOv2-S, SmolLM2-135M, sample videos) into the cache"),
     (("assets", "list"), "liteframe_hf.assets_list", "show which real assets are cached, with sizes and paths"),
+    (("probe",), "liteframe_hf.probe", "linear probe: is an object's identity in a model's frozen visual tokens (encoder, projector)?"),
     (("data", "needle"), "liteframe_hf.data.needle", "build the long-video QA needle benchmark (real footage + captioned cut-outs) into a folder"),
     (("convert",), "liteframe_hf.convert", "convert an InternVL3-*-hf checkpoint into a LiteFrame checkpoint (student initialised from InternViT)"),
     (("push",), "liteframe_hf.hub", "publish a LiteFrame model, its vision encoder or a LoRA adapter to the Hub (or --dry-run into a folder)"),
