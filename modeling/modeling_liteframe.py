@@ -628,7 +628,26 @@ class LiteFrameForConditionalGeneration(LiteFramePreTrainedModel, GenerationMixi
     def language_model(self) -> nn.Module:
         return self.model.language_model
 
+    def _maybe_prepare_encoder_kwargs_for_generation(self, inputs_tensor, model_kwargs, *args, **kwargs):
+        # A reused prompt cache (transformers' prompt-reuse recipe, a video session's copy) that already holds every
+        # video placeholder needs no encoder run: generate pre-fills only the tokens after it, so drop the video inputs.
+        cache = model_kwargs.get("cache", model_kwargs.get("past_key_values"))
+        past = cache.get_seq_length() if isinstance(cache, Cache) else 0
+        if past and isinstance(inputs_tensor, torch.Tensor) and not inputs_tensor.is_floating_point():
+            positions = (inputs_tensor == self.config.video_token_id).nonzero()[:, -1]
+            if len(positions) and int(positions.max()) < past:
+                for key in ("pixel_values_videos", "video_num_frames"):
+                    model_kwargs.pop(key, None)
+                if model_kwargs.get("mm_encoder_outputs"):
+                    model_kwargs["mm_encoder_outputs"] = {k: v for k, v in model_kwargs["mm_encoder_outputs"].items() if k != "video"}
+            elif len(positions) and int(positions.min()) < past:
+                raise ValueError(f"The cache holds {past} tokens, which covers only part of the video's placeholder tokens "
+                                 f"(positions {int(positions.min())}-{int(positions.max())}); reuse a cache that ends "
+                                 f"before the video or after its last clip.")
+        return super()._maybe_prepare_encoder_kwargs_for_generation(inputs_tensor, model_kwargs, *args, **kwargs)
+
     @can_return_tuple
+    @accepts_past_key_values
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
