@@ -19,14 +19,49 @@ With `return_timings=True` each result carries the stage timings in ms of its ch
 frames at the encoder's size), preprocess (normalisation + prompt + tokenisation), encode (LiteFrame encoder +
 projector), prefill (first LM forward) and generate (the remaining tokens).
 
+Video sessions (session_liteframe.py): a video is decoded, encoded and pre-filled once and its questions reuse a
+copy of that prefix cache, answering exactly as the uncached path does (greedy) at a fraction of the cost:
+
+    pipe("clip.mp4", text=["What happens?", "Who is there?", "Where is it?"])   # one encode, three answers
+    chat = [{"role": "user", "content": [{"type": "video", "video": "clip.mp4"}, {"type": "text", "text": "..."}]}]
+    pipe(chat)                                                                    # the session is kept ...
+    pipe(chat + [{"role": "assistant", "content": "..."}, {"role": "user", "content": "And then?"}])  # ... reused
+
+A request uses a session when its only video is in its first user turn with no text before it, and it is asked
+alone (batch_size 1, the default), or its video is asked several questions in this call, or its video has a kept
+session; other requests (several videos per chat, text before the video, padded batches of different videos)
+take the uncached path, and with `return_timings=True` their `video_session` entry says why. The pipeline keeps
+the sessions of the last `max_video_sessions` videos (default 1; `pipeline(..., max_video_sessions=N)`, 0 keeps
+none past a call), one KV cache each, named by file path + modification time + size, URL or bytes' hash (arrays
+and frames share one only within a call); `pipe.clear_video_sessions()` frees them, `reuse_video=False` skips them.
+With `return_timings=True` a session's answer has the five stage timings of what that answer cost (the first
+question of a session also pays the shared decode, preprocess, encode and prefill) and `video_session`: whether
+the video was reused, the shared stages, the question's own stages (preprocess, copy, prefill, generate), the
+prefix's tokens and the cache's size.
+
 This file is Hub remote code: absolute `transformers` imports only.
 """
 
 import time
-from contextlib import contextmanager
 
 import torch
-from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, Pipeline
+from transformers import GenerationConfig, LogitsProcessorList, Pipeline
+from transformers.utils import logging
+
+from .session_liteframe import (
+    QUESTION_STAGES,
+    SHARED_STAGES,
+    FirstStepClock,
+    NotCacheable,
+    SessionStore,
+    VideoSession,
+    session_video,
+    split_prompt,
+    time_method,
+    video_key,
+)
+
+logger = logging.get_logger(__name__)
 
 # Everything `generate` takes besides the model inputs: GenerationConfig fields and generate's own arguments.
 GENERATE_ARGS = frozenset(
@@ -34,40 +69,6 @@ GENERATE_ARGS = frozenset(
 ) | {"streamer", "logits_processor", "stopping_criteria", "prefix_allowed_tokens_fn", "synced_gpus",
      "assistant_model", "negative_prompt_ids", "negative_prompt_attention_mask", "use_model_defaults",
      "generation_config"}
-
-
-class _FirstCallClock(LogitsProcessor):
-    """Notes the time of the first decoding step: everything before it is prefill."""
-
-    def __init__(self):
-        self.first = None
-
-    def __call__(self, input_ids, scores):
-        if self.first is None:
-            self.first = time.perf_counter()
-        return scores
-
-
-@contextmanager
-def _time_method(obj, name: str, timings: dict, key: str):
-    """Time the outermost calls of `obj.name` into `timings[key]` (ms) while the context is open."""
-    original, depth = getattr(obj, name), [0]
-
-    def timed(*args, **kwargs):
-        start = time.perf_counter()
-        depth[0] += 1
-        try:
-            return original(*args, **kwargs)
-        finally:
-            depth[0] -= 1
-            if depth[0] == 0:  # the method may call itself per video
-                timings[key] = timings.get(key, 0.0) + (time.perf_counter() - start) * 1e3
-
-    setattr(obj, name, timed)
-    try:
-        yield
-    finally:
-        delattr(obj, name)  # back to the class attribute
 
 
 class _Batch:
@@ -131,7 +132,9 @@ class VideoTextToTextPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, max_video_sessions: int = 1, **kwargs):
+        # the videos whose prefix caches are kept between calls (one KV cache each), least recently used dropped first
+        self.video_sessions = SessionStore(max_video_sessions)
         super().__init__(*args, **kwargs)
         # the prompt's placeholder count follows this model's config; a processor saved for another one is refused
         bind = getattr(self.processor, "bind_model_config", None)
@@ -139,16 +142,101 @@ class VideoTextToTextPipeline(Pipeline):
             bind(self.model.config, source=f"the model's config ({type(self.model).__name__})")
 
     def __call__(self, inputs, text: str | list[str] | None = None, batch_size: int | None = None,
-                 num_workers: int | None = None, **kwargs):
+                 num_workers: int | None = None, reuse_video: bool = True, **kwargs):
         requests, single = _requests(inputs, text)
         size = int(batch_size or self._batch_size or 1)
         if size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        chunks = [_Batch(requests[i:i + size]) for i in range(0, len(requests), size)]
-        # a list input runs through Pipeline's iterator, one chunk (already collated) per step
-        outputs = super().__call__(chunks, num_workers=num_workers, batch_size=1, **kwargs)
-        results = [result for chunk in outputs for result in chunk]
+        results, reasons = [None] * len(requests), {}
+        if reuse_video:
+            reasons = self._answer_from_sessions(requests, size, kwargs, results)
+        uncached = [i for i, result in enumerate(results) if result is None]
+        if uncached:
+            chunks = [_Batch([requests[i] for i in uncached[j:j + size]]) for j in range(0, len(uncached), size)]
+            # a list input runs through Pipeline's iterator, one chunk (already collated) per step
+            outputs = super().__call__(chunks, num_workers=num_workers, batch_size=1, **kwargs)
+            for i, result in zip(uncached, (result for chunk in outputs for result in chunk)):
+                if "timings" in result and i in reasons:
+                    result["video_session"] = {"used": False, "reason": reasons[i]}
+                results[i] = result
         return results[0] if single else results
+
+    def clear_video_sessions(self) -> None:
+        """Free every kept video session (their KV caches)."""
+        self.video_sessions.clear()
+
+    def _answer_from_sessions(self, requests, size, kwargs, results) -> dict[int, str]:
+        """Answer the requests a video session can serve into `results`; returns why the others cannot use one."""
+        preprocess, forward, postprocess = self._sanitize_parameters(**kwargs)
+        processor_kwargs = {**self._preprocess_params, **preprocess}.get("processor_kwargs") or {}
+        generate_kwargs = dict({**self._forward_params, **forward}.get("generate_kwargs") or {})
+        postprocess = {**self._postprocess_params, **postprocess}
+        given = [key for key in ("cache", "past_key_values") if generate_kwargs.get(key) is not None]
+        if given:
+            return {i: f"`{given[0]}` was passed to generate" for i in range(len(requests))}
+        reasons, groups = {}, {}
+        settings = repr(sorted(processor_kwargs.items()))
+        for i, chat in enumerate(requests):
+            try:
+                video = session_video(chat)
+                prefix = split_prompt(self.processor, chat)[0]  # a system prompt, say, is part of the cache
+            except NotCacheable as error:
+                reasons[i] = str(error)
+                continue
+            named = video_key(video)
+            key = (named if named is not None else ("object", id(video)), settings, prefix)
+            groups.setdefault(key, (video, named is not None, []))[2].append(i)
+
+        for key, (video, nameable, indices) in groups.items():
+            session = self.video_sessions.get(key)
+            reused = session is not None
+            if not (reused or size == 1 or len(indices) > 1):
+                continue  # padded batches of different videos stay batched
+            if session is None:
+                try:
+                    with self.device_placement():
+                        session = VideoSession(self.model, self.processor, video, chat=requests[indices[0]],
+                                               processor_kwargs=processor_kwargs)
+                except NotCacheable as error:
+                    logger.warning(f"answering without a video session: {error}")
+                    reasons.update({i: str(error) for i in indices})
+                    continue
+                if nameable:
+                    self.video_sessions.put(key, session)
+            try:
+                for n, i in enumerate(indices):
+                    try:
+                        with self.device_placement(), self.get_inference_context()():
+                            out = session.generate(requests[i], **generate_kwargs)
+                    except NotCacheable as error:
+                        logger.warning(f"answering without a video session: {error}")
+                        reasons[i] = str(error)
+                        continue
+                    paid = not reused and n == 0  # this answer waited for the shared stages
+                    results[i] = self._session_result(session, out, paid, postprocess)
+            finally:
+                if not self.video_sessions.keeps(session):
+                    session.close()
+        return reasons
+
+    def _session_result(self, session, out, paid: bool, postprocess: dict) -> dict:
+        shared = session.timings if paid else {}
+        own = out.timings
+        timings = {"decode": shared.get("decode", 0.0),
+                   "preprocess": shared.get("preprocess", 0.0) + own["preprocess"],
+                   "encode": shared.get("encode", 0.0),
+                   "prefill": shared.get("prefill", 0.0) + own["copy"] + own["prefill"],
+                   "generate": own["generate"]}
+        result = self.postprocess({"sequences": out.sequences, "prompt_length": out.prompt_length, "timings": timings,
+                                   "batch_size": 1}, **postprocess)[0]
+        if postprocess.get("return_timings"):
+            result["video_session"] = {
+                "used": True, "reused": not paid,
+                "shared": {k: round(session.timings.get(k, 0.0), 2) for k in SHARED_STAGES},
+                "question": {k: round(own[k], 2) for k in QUESTION_STAGES},
+                "prefix_tokens": session.prefix_tokens, "cache_mb": round(session.cache_bytes / 2**20, 2),
+            }
+        return result
 
     def save_pretrained(self, save_directory, **kwargs):
         # Pipeline.save_pretrained records `custom_pipelines` and copies this file, but skips the processor.
@@ -167,7 +255,7 @@ class VideoTextToTextPipeline(Pipeline):
     def preprocess(self, batch: _Batch, processor_kwargs=None):
         timings = {}
         start = time.perf_counter()
-        with _time_method(self.processor.video_processor, "fetch_videos", timings, "decode"):
+        with time_method(self.processor.video_processor, "fetch_videos", timings, "decode"):
             inputs = self.processor.apply_chat_template(
                 batch.conversations, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
                 processor_kwargs={"padding": True, **(processor_kwargs or {})},
@@ -187,7 +275,7 @@ class VideoTextToTextPipeline(Pipeline):
         sync()
         timings["encode"] = (time.perf_counter() - start) * 1e3
 
-        clock = _FirstCallClock()
+        clock = FirstStepClock()
         processors = LogitsProcessorList(generate_kwargs.pop("logits_processor", None) or [])
         processors.insert(0, clock)
         start = time.perf_counter()
