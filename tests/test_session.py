@@ -1,7 +1,9 @@
 """Video sessions (issue 25): a video decoded, encoded and pre-filled once, every question answered from a copy of its
-prefix cache exactly as the uncached path answers it; used by the pipeline."""
+prefix cache exactly as the uncached path answers it; used by the pipeline and by `liteframe eval --reuse-video`."""
 
 import copy
+import json
+import shutil
 
 import pytest
 import torch
@@ -9,6 +11,7 @@ from transformers import AutoModel, AutoProcessor, DynamicCache, pipeline
 
 from liteframe_hf import LiteFrameForConditionalGeneration, LiteFrameProcessor, LiteFrameVideoProcessor
 from liteframe_hf.assets import asset_path
+from liteframe_hf.cli import main as cli
 from liteframe_hf.modeling.session_liteframe import CACHE_ARG, NotCacheable, VideoSession
 
 from tiny import tiny_liteframe_config, tiny_tokenizer
@@ -212,6 +215,34 @@ def test_pipeline_keeps_at_most_max_video_sessions(tiny, videos, encodes):
     frames = torch.randint(0, 255, (8, 3, 64, 64), dtype=torch.uint8)
     none_kept(frames, text=QUESTIONS[:2], **GREEDY)
     assert len(encodes) == 5
+
+
+# -------------------------------------------------------------------------------------------- eval --reuse-video
+def test_eval_reuse_video_matches_the_default_protocol(folder, videos, tmp_path):
+    root = tmp_path / "bench"
+    (root / "videos").mkdir(parents=True)
+    rows = []
+    for i, name in enumerate(videos):
+        shutil.copy(videos[name], root / "videos" / name)
+        rows += [{"id": f"{name}-{j}", "video": f"videos/{name}", "question": question, "options": ["rabbit", "car", "bike"],
+                  "answer": "ABC"[(i + j) % 3], "category": "identity"} for j, question in enumerate(QUESTIONS)]
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs = {}
+    for mode, extra in (("default", []), ("reuse", ["--reuse-video"])):
+        out = tmp_path / f"{mode}.json"
+        assert cli(["eval", str(folder), "--data", str(root / "manifest.jsonl"), "--frames", "8", "--warmup", "0",
+                    "--no-progress", "--json", str(out), *extra]) == 0
+        runs[mode] = json.loads(out.read_text())
+    default, reuse = runs["default"], runs["reuse"]
+    assert reuse["reuse_video"] and not default["reuse_video"]
+    assert [p["id"] for p in reuse["predictions"]] == [r["id"] for r in rows]  # manifest order
+    assert [p["answer_ids"] for p in reuse["predictions"]] == [p["answer_ids"] for p in default["predictions"]]
+    assert reuse["points"][0]["accuracy"] == default["points"][0]["accuracy"]
+    assert [p["first_of_video"] for p in reuse["predictions"]] == [True, False, False] * 2
+    point = reuse["points"][0]
+    assert point["videos"] == 2 and point["latency_ms_first"]["total"]["median"] > 0 and point["wall_s"] > 0
+    assert point["latency_ms_followup"]["encode"]["median"] == 0
+    assert "latency_ms_first" not in default["points"][0] and "first_of_video" not in default["predictions"][0]
 
 
 # ---------------------------------------------------------------------------------------- the real micro model

@@ -1,6 +1,7 @@
 """`liteframe eval`: multiple-choice video QA accuracy and per-question latency, at one or more frame counts.
 
     liteframe eval MODEL --data MANIFEST [--frames 8 16 32 64] [--limit N] [--json OUT] [--markdown OUT] [--plot OUT]
+                         [--reuse-video]
 
 MODEL is a LiteFrame folder, a Hub id (loaded with AutoModel / AutoProcessor, the path users take) or a name
 that `liteframe_hf.micro` builds (`liteframe-micro`, ...). Each question is asked alone (batch 1) with the
@@ -13,6 +14,11 @@ preprocess (normalisation, prompt, tokenisation), encode (`get_video_features`: 
 (the first LM forward, up to the first token's logits) and generate (the remaining tokens). Stages are timed
 with perf_counter around each stage (CUDA-synchronised on a GPU), the same runs that are scored. A video asked
 several questions is decoded once per question; only the operating system's file cache is shared.
+
+With --reuse-video the questions about one video share a video session (`VideoSession`): the video is decoded,
+encoded and pre-filled once and each question generates from a copy of that prefix cache. Answers are the default
+protocol's (greedy, token for token); each question's timings are what it cost (the first question of a video pays
+the shared stages), and each point also reports the first questions' and the follow-ups' latencies apart.
 """
 
 from __future__ import annotations
@@ -133,6 +139,7 @@ class Answer:
     timings: dict[str, float]  # ms per stage
     new_tokens: int
     prompt_tokens: int
+    token_ids: list[int] | None = None  # the generated tokens, to compare runs token for token
 
 
 def answer_question(model, processor, question: Question, num_frames: int, max_new_tokens: int) -> Answer:
@@ -199,7 +206,52 @@ def ask(model, processor, video, prompt: str, num_frames: int | None = None, fps
     prompt_tokens = inputs["input_ids"].shape[1]
     new = sequences[0, prompt_tokens:]
     text = processor.tokenizer.decode(new, skip_special_tokens=True).strip()
-    return Answer(text=text, timings=timings, new_tokens=int(new.numel()), prompt_tokens=int(prompt_tokens))
+    return Answer(text=text, timings=timings, new_tokens=int(new.numel()), prompt_tokens=int(prompt_tokens),
+                  token_ids=new.tolist())
+
+
+def open_session(model, processor, video, num_frames: int | None = None, fps: float | None = None):
+    """A `VideoSession` on one video (decode, encode and the video's prefill, timed in `session.timings`)."""
+    from ..modeling.session_liteframe import VideoSession
+
+    sampling = {"num_frames": num_frames} if num_frames is not None else {"fps": fps} if fps is not None else {}
+    return VideoSession(model, processor, str(video), processor_kwargs=sampling)
+
+
+def ask_in_session(session, prompt: str, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, first: bool = False,
+                   **generate_kwargs) -> Answer:
+    """One question about a session's video (greedy unless `generate_kwargs` say otherwise). Its timings are what it
+    cost: the question's own stages, plus the session's shared ones when `first` (the question that opened it)."""
+    generate_kwargs = {"do_sample": False, **generate_kwargs}
+    out = session.generate(question=prompt, max_new_tokens=max_new_tokens, **generate_kwargs)
+    shared, own = session.timings if first else {}, out.timings
+    timings = {"decode": shared.get("decode", 0.0), "preprocess": shared.get("preprocess", 0.0) + own["preprocess"],
+               "encode": shared.get("encode", 0.0), "prefill": shared.get("prefill", 0.0) + own["copy"] + own["prefill"],
+               "generate": own["generate"]}
+    new = out.sequences[0, out.prompt_length:]
+    text = session.processor.tokenizer.decode(new, skip_special_tokens=True).strip()
+    return Answer(text=text, timings=timings, new_tokens=int(new.numel()), prompt_tokens=out.prompt_length,
+                  token_ids=new.tolist())
+
+
+def _answers_by_video(model, processor, questions, num_frames: int, max_new_tokens: int):
+    """(index, question, Answer or VideoDecodeError, first) for every question, one video session per video: the
+    questions of a video in manifest order, videos in order of their first question."""
+    from ..modeling.video_decoding_liteframe import VideoDecodeError
+
+    by_video: dict = {}
+    for index, question in enumerate(questions):
+        by_video.setdefault(question.video, []).append((index, question))
+    for video, asked in by_video.items():
+        try:
+            session = open_session(model, processor, video, num_frames)
+        except VideoDecodeError as error:
+            for index, question in asked:
+                yield index, question, error, False
+            continue
+        with session:
+            for n, (index, question) in enumerate(asked):
+                yield index, question, ask_in_session(session, question.prompt, max_new_tokens, first=n == 0), n == 0
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -230,6 +282,24 @@ def latency_summary(records: list[dict]) -> dict[str, dict[str, float]]:
     return summary
 
 
+def _session_latency(records: list[dict]) -> dict:
+    """With --reuse-video: latency of the questions that opened a video's session and of the follow-ups, apart."""
+    first = [r for r in records if r.get("first_of_video")]
+    rest = [r for r in records if not r.get("first_of_video")]
+    return {"latency_ms_first": latency_summary(first) if first else None,
+            "latency_ms_followup": latency_summary(rest) if rest else None,
+            "videos": len(first)}
+
+
+def _answer_or_error(model, processor, question: Question, num_frames: int, max_new_tokens: int):
+    from ..modeling.video_decoding_liteframe import VideoDecodeError
+
+    try:
+        return answer_question(model, processor, question, num_frames, max_new_tokens)
+    except VideoDecodeError as error:
+        return error
+
+
 # --------------------------------------------------------------------------------------------- the run
 def evaluate_model(
     model_ref: str,
@@ -244,8 +314,10 @@ def evaluate_model(
     progress: bool = True,
     log=print,
     command: str | None = None,
+    reuse_video: bool = False,
 ) -> dict:
-    """Evaluate one model at each frame count; returns the JSON-ready result (see docs/eval.md)."""
+    """Evaluate one model at each frame count; returns the JSON-ready result (see docs/eval.md). With `reuse_video`
+    the questions about one video share a video session (see the module docstring)."""
     from tqdm.auto import tqdm
 
     from ..metrics import load_mcq_accuracy
@@ -269,24 +341,38 @@ def evaluate_model(
     for requested in frames:
         num_frames = -(-int(requested) // clip_len) * clip_len  # the processor rounds up to whole clips
         for _ in range(warmup):  # untimed, unscored: first-call allocations and kernel selection
-            answer_question(model, processor, questions[0], num_frames, max_new_tokens)
+            if reuse_video:
+                with open_session(model, processor, questions[0].video, num_frames) as session:
+                    ask_in_session(session, questions[0].prompt, max_new_tokens, first=True)
+            else:
+                answer_question(model, processor, questions[0], num_frames, max_new_tokens)
         records = []
-        bar = tqdm(questions, desc=f"{info['label']} @ {num_frames} frames", unit="q", disable=not progress)
-        for question in bar:
-            try:
-                answer = answer_question(model, processor, question, num_frames, max_new_tokens)
-            except VideoDecodeError as error:
+        bar = tqdm(total=len(questions), desc=f"{info['label']} @ {num_frames} frames", unit="q", disable=not progress)
+        if reuse_video:
+            answers = _answers_by_video(model, processor, questions, num_frames, max_new_tokens)
+        else:
+            answers = ((i, q, _answer_or_error(model, processor, q, num_frames, max_new_tokens), None)
+                       for i, q in enumerate(questions))
+        wall = time.perf_counter()
+        for index, question, answer, first in answers:
+            bar.update()
+            if isinstance(answer, VideoDecodeError):
                 where = f"{manifest.path}:{question.line} (id {question.id!r})"
                 if not skip_bad:
-                    raise ManifestError(f"{where}: {error}. Pass --skip-bad to leave such rows out.") from error
+                    raise ManifestError(f"{where}: {answer}. Pass --skip-bad to leave such rows out.") from answer
                 skipped_at_run.append({"line": question.line, "id": question.id, "frames": num_frames,
-                                       "reason": str(error)})
+                                       "reason": str(answer)})
                 continue
             records.append({
                 "id": question.id, "category": question.category, "frames": num_frames, "answer": question.answer,
                 "num_options": question.num_options, "prediction": answer.text, "new_tokens": answer.new_tokens,
+                "answer_ids": answer.token_ids,
                 "prompt_tokens": answer.prompt_tokens, "timings": {k: round(v, 3) for k, v in answer.timings.items()},
+                **({"first_of_video": first} if first is not None else {}), "_index": index,
             })
+        wall = time.perf_counter() - wall
+        bar.close()
+        records.sort(key=lambda r: r.pop("_index"))  # manifest order, whichever order they ran in
         if not records:
             raise ManifestError(f"no question of {manifest.path} could be evaluated at {num_frames} frames")
         scored = score_point(metric, records)
@@ -303,13 +389,18 @@ def evaluate_model(
             "per_category": {c: {**r, "n": r["total"]} for c, r in scored["per_category"].items()},
             "prompt_tokens_median": statistics.median(r["prompt_tokens"] for r in records),
             "latency_ms": latency_summary(records),
+            "wall_s": round(wall, 2),  # every question of the point, end to end (scoring excluded)
+            **(_session_latency(records) if reuse_video else {}),
         })
         predictions += records
         point = points[-1]
         log(f"{info['label']} @ {num_frames} frames: accuracy {100 * point['accuracy']:.1f} % "
             f"[{100 * point['ci_low']:.1f}, {100 * point['ci_high']:.1f}] (chance {100 * point['chance']:.1f} %), "
             f"n {point['n']}, unparseable {point['unparseable']}, total {point['latency_ms']['total']['median']:.0f} ms "
-            f"median per question")
+            f"median per question, {point['wall_s']:.1f} s in all")
+        if reuse_video and point["latency_ms_first"] and point["latency_ms_followup"]:
+            log(f"  video sessions: first question {point['latency_ms_first']['total']['median']:.0f} ms, follow-up "
+                f"{point['latency_ms_followup']['total']['median']:.0f} ms median ({point['videos']} videos)")
 
     import transformers
 
@@ -329,8 +420,12 @@ def evaluate_model(
         "warmup": warmup,
         "prompt": "question, one 'A. option' line per option, then: "
                   "\"Answer with the option's letter from the given choices directly.\"",
-        "latency_protocol": "per question, batch 1, whole path, no cache; perf_counter per stage"
+        "latency_protocol": ("per question, batch 1, whole path, no cache; perf_counter per stage" if not reuse_video
+                             else "per question, batch 1; the questions of a video share one video session (decode, "
+                                  "encode, video prefill once; a copy of the prefix cache per question): each question's "
+                                  "stages are what it cost; perf_counter per stage")
                             + (" with CUDA sync" if info["device"].startswith("cuda") else ""),
+        "reuse_video": reuse_video,
         "device_name": torch.cuda.get_device_name() if info["device"].startswith("cuda") else _cpu_name(),
         "threads": torch.get_num_threads(),
         # Other work on the machine slows every stage: the 1-minute load average before and after the run.
@@ -427,6 +522,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="leave out rows with a missing/unreadable video, a bad answer or a duplicated id "
                              "(counted in the JSON) instead of stopping")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--reuse-video", action="store_true",
+                        help="questions about the same video share one video session: decode, encode and the video's "
+                             "prefill once, a copy of its prefix cache per question (same answers; the JSON reports "
+                             "first-question and follow-up latencies apart). Default: every question runs the whole path")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -440,7 +539,7 @@ def main(args: argparse.Namespace) -> int:
         result = evaluate_model(args.model, args.data, args.frames, limit=args.limit, device=args.device,
                                 dtype=args.dtype, warmup=args.warmup, max_new_tokens=args.max_new_tokens,
                                 skip_bad=args.skip_bad, progress=not args.no_progress,
-                                log=lambda m: print(m, file=sys.stderr), command=command)
+                                log=lambda m: print(m, file=sys.stderr), command=command, reuse_video=args.reuse_video)
     except (ManifestError, ValueError) as error:
         print(f"liteframe eval: {error}", file=sys.stderr)
         return 2
@@ -461,5 +560,5 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["NAMED_MODELS", "STAGES", "answer_question", "ask", "card_rows", "evaluate_model", "latency_summary",
-           "load_model", "markdown_table", "resolve_model", "score_point"]
+__all__ = ["NAMED_MODELS", "STAGES", "answer_question", "ask", "ask_in_session", "card_rows", "evaluate_model",
+           "latency_summary", "load_model", "markdown_table", "open_session", "resolve_model", "score_point"]
