@@ -1,3 +1,4 @@
+# Copyright 2026 The LiteFrame authors. Licensed under the Apache License, Version 2.0.
 """LiteFrame configurations: the config is the architecture.
 
 Data flow: video file -> processor (4-frame clips) -> LiteFrameVisionModel (compresses tokens inside the

@@ -14,6 +14,7 @@ This file is Hub remote code: absolute `transformers` imports, single-dot siblin
 """
 
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -29,10 +30,13 @@ from transformers.modeling_outputs import (
     BaseModelOutputWithPast,
     BaseModelOutputWithPooling,
     CausalLMOutputWithPast,
-    ModelOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs
+from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .version_liteframe import check_transformers_version  # noqa: F401 - importing it checks the version
 from .configuration_liteframe import LiteFrameConfig, LiteFrameVisionConfig
@@ -49,8 +53,9 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling, 
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 
-class LiteFrameAttention(nn.Module):
-    """Multi-head self-attention over a token sequence (B, S, D), through transformers' attention interface."""
+class LiteFrameSelfAttention(nn.Module):
+    """Multi-head self-attention over a token sequence (B, S, D), through transformers' attention interface.
+    Returns (output, attention weights); the weights are None unless the backend computes them (eager)."""
 
     def __init__(self, config: LiteFrameVisionConfig):
         super().__init__()
@@ -65,20 +70,25 @@ class LiteFrameAttention(nn.Module):
         self.v_proj = nn.Linear(d, d, bias=config.attention_bias)
         self.projection_layer = nn.Linear(d, d)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         b, s, d = hidden_states.shape
         shape = (b, s, self.num_heads, self.head_dim)
         q = self.q_proj(hidden_states).view(shape).transpose(1, 2)  # (B, heads, S, hd)
         k = self.k_proj(hidden_states).view(shape).transpose(1, 2)
         v = self.v_proj(hidden_states).view(shape).transpose(1, 2)
         attention: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
-        out, _ = attention(
+        out, weights = attention(
             self, q, k, v, None,
             dropout=self.config.attention_dropout if self.training else 0.0,
             scaling=self.scale,
             is_causal=False,
         )
-        return self.projection_layer(out.reshape(b, s, d))
+        return self.projection_layer(out.reshape(b, s, d)), weights
+
+
+class LiteFrameAttention(LiteFrameSelfAttention):
+    """The attention of an encoder block (over each frame's tokens, or the clip's): the one whose weights
+    `output_attentions` returns. A subclass only so output recording can tell it from a temporal mixer's."""
 
 
 class LiteFrameMLP(nn.Module):
@@ -145,12 +155,12 @@ class TemporalAttention(nn.Module):
     def __init__(self, config: LiteFrameVisionConfig):
         super().__init__()
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.attention = LiteFrameAttention(config)  # output projection zero-initialised in _init_weights
+        self.attention = LiteFrameSelfAttention(config)  # output projection zero-initialised in _init_weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, T, L, D)
         n, t, l, d = x.shape
         seq = self.norm(x).transpose(1, 2).reshape(n * l, t, d)  # (N*L, T, D)
-        return x + self.attention(seq).view(n, l, t, d).transpose(1, 2)
+        return x + self.attention(seq)[0].view(n, l, t, d).transpose(1, 2)
 
 
 def build_temporal_mixer(config: LiteFrameVisionConfig) -> nn.Module | None:
@@ -186,7 +196,7 @@ class LiteFrameVisionLayer(GradientCheckpointingLayer):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:  # (N, T, L, D)
         n, t, l, d = hidden_states.shape
         x = hidden_states.reshape(n, t * l, d) if self.joint_attention else hidden_states.reshape(n * t, l, d)
-        x = torch.addcmul(x, self.lambda_1, self.attention(self.layernorm_before(x)))  # x + lambda_1 * attn: one pass
+        x = torch.addcmul(x, self.lambda_1, self.attention(self.layernorm_before(x))[0])  # x + lambda_1 * attn: one pass
         x = torch.addcmul(x, self.lambda_2, self.mlp(self.layernorm_after(x)))
         x = x.view(n, t, l, d)
         if self.temporal_mixer is not None:
@@ -262,20 +272,20 @@ class LiteFrameVisionEmbeddings(nn.Module):
 
 
 @dataclass
-class LiteFrameVisionOutput(ModelOutput):
+class LiteFrameVisionOutput(BaseModelOutputWithPooling):
     """
     last_hidden_state: (clips, T', H', W', out_hidden_size) patch tokens after the head, in the teacher's
         space (the shape of a WAP target; (clips, 1, 16, 16, 1024) for LiteFrame-B at 448 px).
     pooler_output: (clips, T', hidden_size) CLS tokens after the last block (and the final LayerNorm when
-        configured; averaged over the frames of each block with `output_wap_block`).
-    hidden_states: when asked for, num_hidden_layers + 1 tensors (clips, T_l, 1 + H_l*W_l, hidden_size): the
-        embedding output, then the output of every block (before the token merger that may follow it), as in
-        transformers' vision models.
+        configured; averaged over the frames of each block with `output_wap_block`). From `get_video_features`:
+        the LLM tokens instead (see there), as transformers' VLMs do.
+    hidden_states: with `output_hidden_states`, num_hidden_layers + 1 tensors (clips, T_l, 1 + H_l*W_l,
+        hidden_size): the embedding output, then the output of every block (before the token merger that may
+        follow it), as in transformers' vision models.
+    attentions: with `output_attentions` (eager attention), num_hidden_layers tensors of the blocks' attention
+        weights after the softmax: (clips * T_l, heads, 1 + H_l*W_l, 1 + H_l*W_l) per frame, or
+        (clips, heads, T_l * (1 + H_l*W_l), T_l * (1 + H_l*W_l)) with `attention_scope="clip"`.
     """
-
-    last_hidden_state: torch.Tensor | None = None
-    pooler_output: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 class LiteFramePreTrainedModel(PreTrainedModel):
@@ -289,6 +299,8 @@ class LiteFramePreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+    # No data-dependent control flow once the videos are encoded: static caches and compiled decoding work.
+    _can_compile_fullgraph = True
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -324,6 +336,12 @@ class LiteFrameVisionModel(LiteFramePreTrainedModel):
     base_model_prefix = "vision_model"
     main_input_name = "pixel_values"
     input_modalities = ("video",)
+    # Filled by hooks (transformers' output recording): a block's input and outputs, the blocks' attention weights
+    # (not a temporal-attention mixer's).
+    _can_record_outputs = {
+        "hidden_states": LiteFrameVisionLayer,
+        "attentions": OutputRecorder(LiteFrameAttention, index=1),
+    }
 
     def __init__(self, config: LiteFrameVisionConfig):
         super().__init__(config)
@@ -367,26 +385,17 @@ class LiteFrameVisionModel(LiteFramePreTrainedModel):
             )
         return pixel_values.reshape(b * t // cfg.clip_len, cfg.clip_len, c, h, w)
 
-    @can_return_tuple
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> LiteFrameVisionOutput:
-        if output_hidden_states is None:
-            output_hidden_states = self.config.output_hidden_states
+    # The last hidden state stays the last block's output: `last_hidden_state` is the head's token grid.
+    @capture_outputs(tie_last_hidden_states=False)
+    def forward(self, pixel_values: torch.Tensor, **kwargs: Unpack[TransformersKwargs]) -> LiteFrameVisionOutput:
+        """`output_hidden_states` / `output_attentions` / `return_dict` (kwargs or config) as in transformers."""
         clips = self._check_pixels(pixel_values)
         n, t = clips.shape[:2]
         x = self.embeddings(clips.flatten(0, 1).to(self.dtype))  # (N*T, 1 + gh*gw, D)
         grid = (clips.shape[-2] // self.config.patch_size, clips.shape[-1] // self.config.patch_size)
         x = x.view(n, t, *x.shape[1:])  # (N, T, L, D)
-        all_hidden = [x] if output_hidden_states else None
         for index, layer in enumerate(self.layers, start=1):
             x = layer(x)
-            if all_hidden is not None:
-                all_hidden.append(x)
             merger = self.token_mergers[str(index)] if str(index) in self.token_mergers else None
             if merger is not None:
                 x = merger(x, grid)
@@ -400,11 +409,7 @@ class LiteFrameVisionModel(LiteFramePreTrainedModel):
             patches = pool_blocks(patches, weights, block)
             cls = cls.view(n, cls.shape[1] // block[0], block[0], -1).mean(2)  # like the token merger's CLS
         tokens = self.head(patches)  # (N, T', H', W', D_out)
-        return LiteFrameVisionOutput(
-            last_hidden_state=tokens,
-            pooler_output=cls,
-            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
-        )
+        return LiteFrameVisionOutput(last_hidden_state=tokens, pooler_output=cls)
 
 
 def pixel_shuffle(tokens: torch.Tensor, factor: int) -> torch.Tensor:
@@ -417,9 +422,11 @@ def pixel_shuffle(tokens: torch.Tensor, factor: int) -> torch.Tensor:
     return x.permute(0, 1, 3, 2, 4, 5).reshape(n, h // factor, w // factor, c * factor * factor)
 
 
-def clips_to_llm_tokens(vision_tower: nn.Module, projector: nn.Module, clips: torch.Tensor, shuffle_factor: int):
-    """Clips (N, clip_len, 3, H, W) -> (vision output, LLM tokens (N, tokens_per_clip, d_llm))."""
-    vision = vision_tower(clips, return_dict=True)
+def clips_to_llm_tokens(vision_tower: nn.Module, projector: nn.Module, clips: torch.Tensor, shuffle_factor: int,
+                        **kwargs):
+    """Clips (N, clip_len, 3, H, W) -> (vision output, LLM tokens (N, tokens_per_clip, d_llm)); `kwargs`
+    (`output_attentions`, `output_hidden_states`) go to the vision tower."""
+    vision = vision_tower(clips, return_dict=True, **kwargs)
     grid = vision.last_hidden_state  # (N, T', H', W', D)
     n, t, h, w, d = grid.shape
     shuffled = pixel_shuffle(grid.reshape(n * t, h, w, d), shuffle_factor)  # (N*T', H/k, W/k, D*k*k)
@@ -441,23 +448,56 @@ class LiteFrameMultiModalProjector(nn.Module):
         return self.linear_2(self.act(self.linear_1(self.layer_norm(x))))
 
 
-@dataclass
-class LiteFrameModelOutputWithPast(BaseModelOutputWithPast):
-    """`video_hidden_states`: projected video features, (videos, tokens, d_llm) or a list per video."""
-
-    video_hidden_states: torch.Tensor | list[torch.Tensor] | None = None
-
-
-@dataclass
-class LiteFrameCausalLMOutputWithPast(CausalLMOutputWithPast):
-    """transformers' causal-LM output (its cache field, whatever this release names it) + `video_hidden_states`."""
-
-    video_hidden_states: torch.Tensor | list[torch.Tensor] | None = None
-
-
 # transformers 5.24 renamed the decoding cache `past_key_values` -> `cache` (argument and output field); both
 # releases are supported, so the cache travels under the name the running release uses.
 CACHE_KEY = "cache" if "cache" in BaseModelOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+try:  # transformers >= 5.24: VLM outputs carry each encoder's outputs (`image_outputs`, `video_outputs`, ...)
+    from transformers.modeling_outputs import MultimodalBaseModelOutputWithPast, MultimodalCausalLMOutputWithPast
+except ImportError:  # 5.23 has no such classes: the same fields on its own outputs (cache under its old name)
+
+    @dataclass
+    class MultimodalBaseModelOutputWithPast(BaseModelOutputWithPast):
+        image_outputs: BaseModelOutputWithPooling | None = None
+        video_outputs: BaseModelOutputWithPooling | None = None
+        audio_outputs: BaseModelOutputWithPooling | None = None
+
+    @dataclass
+    class MultimodalCausalLMOutputWithPast(CausalLMOutputWithPast):
+        image_outputs: BaseModelOutputWithPooling | None = None
+        video_outputs: BaseModelOutputWithPooling | None = None
+        audio_outputs: BaseModelOutputWithPooling | None = None
+
+
+class LiteFrameModelOutputWithPast(MultimodalBaseModelOutputWithPast):
+    """The LM's outputs and `video_outputs`: what `get_video_features` returned for the videos (the encoder's
+    outputs, `pooler_output` = the LLM tokens of each video), or None without videos."""
+
+    @property
+    def video_hidden_states(self) -> torch.Tensor | list[torch.Tensor] | None:
+        """The projected video features (`video_outputs.pooler_output`), under the name they had before."""
+        return None if self.video_outputs is None else self.video_outputs.pooler_output
+
+
+class LiteFrameCausalLMOutputWithPast(MultimodalCausalLMOutputWithPast):
+    """The causal-LM output and `video_outputs` (as in `LiteFrameModelOutputWithPast`)."""
+
+    video_hidden_states = LiteFrameModelOutputWithPast.video_hidden_states
+
+
+def accepts_past_key_values(forward):
+    """`forward` takes the cache as `cache` (transformers 5.24's name) and still as `past_key_values`: with 5.24's
+    deprecation warning there, silently on 5.23, whose `generate` passes it under that name."""
+    if CACHE_KEY == "cache":
+        return deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")(forward)
+
+    @functools.wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        if "past_key_values" in kwargs:
+            kwargs["cache"] = kwargs.pop("past_key_values")
+        return forward(self, *args, **kwargs)
+
+    return wrapper
 
 
 class LiteFrameModel(LiteFramePreTrainedModel):
@@ -477,18 +517,21 @@ class LiteFrameModel(LiteFramePreTrainedModel):
     def set_input_embeddings(self, value: nn.Module) -> None:
         self.language_model.set_input_embeddings(value)
 
+    @can_return_tuple
     def get_video_features(
         self,
         pixel_values_videos: torch.Tensor,
         video_num_frames: torch.Tensor | None = None,
-        **kwargs,
-    ) -> BaseModelOutputWithPooling:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> LiteFrameVisionOutput:
         """Encode videos into LLM-space tokens.
 
         pixel_values_videos: (B, T, 3, H, W); videos shorter than T are padded at the end and
         `video_num_frames` (B,) gives each video's real frame count (a multiple of clip_len). Padded clips are
-        never encoded. Returns `pooler_output` = (B, tokens, d_llm) when all videos have the same length, else
-        a list of (tokens_i, d_llm) tensors, one per video (what `generate`'s beam expansion expects).
+        never encoded. Returns the vision tower's output over the encoded clips (`last_hidden_state`, and
+        `hidden_states` / `attentions` with `output_hidden_states` / `output_attentions`, which go to the
+        tower), with `pooler_output` = the LLM tokens: (B, tokens, d_llm) when all videos have the same length,
+        else a list of (tokens_i, d_llm) tensors, one per video (what `generate`'s beam expansion expects).
         """
         clip_len = self.config.vision_config.clip_len
         b, t = pixel_values_videos.shape[:2]
@@ -508,11 +551,12 @@ class LiteFrameModel(LiteFramePreTrainedModel):
             clips = clips[keep]  # (total_clips, clip_len, 3, H, W), padding dropped
         else:
             clips = clips.flatten(0, 1)
-        vision, tokens = clips_to_llm_tokens(self.vision_tower, self.multi_modal_projector, clips, self.config.pixel_shuffle_factor)
+        vision, tokens = clips_to_llm_tokens(self.vision_tower, self.multi_modal_projector, clips,
+                                             self.config.pixel_shuffle_factor, **kwargs)
         per_video = [v.reshape(-1, v.shape[-1]) for v in tokens.split(clips_per_video, dim=0)]  # (tokens_i, d_llm)
         same_length = len(set(clips_per_video)) == 1
-        pooled = torch.stack(per_video) if same_length else per_video
-        return BaseModelOutputWithPooling(last_hidden_state=vision.last_hidden_state, pooler_output=pooled)
+        vision.pooler_output = torch.stack(per_video) if same_length else per_video
+        return vision
 
     def get_placeholder_mask(
         self, input_ids, inputs_embeds, video_features: torch.Tensor, num_clips: int | None = None
@@ -544,6 +588,7 @@ class LiteFrameModel(LiteFramePreTrainedModel):
         return mask.unsqueeze(-1).to(inputs_embeds.device)
 
     @can_return_tuple
+    @accepts_past_key_values
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -551,10 +596,10 @@ class LiteFrameModel(LiteFramePreTrainedModel):
         video_num_frames: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> LiteFrameModelOutputWithPast:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
@@ -564,8 +609,7 @@ class LiteFrameModel(LiteFramePreTrainedModel):
             inputs_embeds = self.get_input_embeddings()(input_ids)
         mm = dict(mm_encoder_outputs or {})
         if mm.get("video") is None and pixel_values_videos is not None:
-            mm["video"] = self.get_video_features(pixel_values_videos, video_num_frames)
-        video_features = None
+            mm["video"] = self.get_video_features(pixel_values_videos, video_num_frames, return_dict=True)
         if mm.get("video") is not None:
             video_features = mm["video"].pooler_output
             flat = torch.cat(list(video_features)) if isinstance(video_features, (list, tuple)) else video_features.flatten(0, 1)
@@ -573,7 +617,6 @@ class LiteFrameModel(LiteFramePreTrainedModel):
             clips = getattr(mm["video"], "last_hidden_state", None)
             mask = self.get_placeholder_mask(input_ids, inputs_embeds, flat, clips.shape[0] if clips is not None else None)
             inputs_embeds = inputs_embeds.masked_scatter(mask, flat)
-        cache = kwargs.pop("cache", None) if past_key_values is None else past_key_values
         outputs = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -586,7 +629,7 @@ class LiteFrameModel(LiteFramePreTrainedModel):
             **{CACHE_KEY: getattr(outputs, CACHE_KEY)},
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
-            video_hidden_states=video_features,
+            video_outputs=mm.get("video"),
         )
 
 
@@ -594,6 +637,8 @@ class LiteFrameForConditionalGeneration(LiteFramePreTrainedModel, GenerationMixi
     """LiteFrame video LLM with the LM head; `generate` pre-encodes videos once (mm_encoder_outputs)."""
 
     _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+    # The LM's own plan shards its embedding; a tied head must be sharded with it (as transformers' VLMs do).
+    _tp_plan = {"lm_head": "colwise_gather_output"}
 
     def __init__(self, config: LiteFrameConfig):
         super().__init__(config)
@@ -617,7 +662,10 @@ class LiteFrameForConditionalGeneration(LiteFramePreTrainedModel, GenerationMixi
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModel": target}
         return super().save_pretrained(save_directory, *args, **kwargs)
 
-    def get_video_features(self, pixel_values_videos: torch.Tensor, video_num_frames: torch.Tensor | None = None, **kwargs):
+    @can_return_tuple
+    def get_video_features(self, pixel_values_videos: torch.Tensor, video_num_frames: torch.Tensor | None = None,
+                           **kwargs: Unpack[TransformersKwargs]) -> LiteFrameVisionOutput:
+        """`LiteFrameModel.get_video_features`."""
         return self.model.get_video_features(pixel_values_videos, video_num_frames, **kwargs)
 
     @property
@@ -655,12 +703,12 @@ class LiteFrameForConditionalGeneration(LiteFramePreTrainedModel, GenerationMixi
         video_num_frames: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> LiteFrameCausalLMOutputWithPast:
         outputs = self.model(
             input_ids=input_ids,
@@ -668,7 +716,7 @@ class LiteFrameForConditionalGeneration(LiteFramePreTrainedModel, GenerationMixi
             video_num_frames=video_num_frames,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values if past_key_values is not None else kwargs.pop("cache", None),
+            cache=cache,
             inputs_embeds=inputs_embeds,
             mm_encoder_outputs=mm_encoder_outputs,
             **kwargs,
@@ -685,7 +733,7 @@ class LiteFrameForConditionalGeneration(LiteFramePreTrainedModel, GenerationMixi
             **{CACHE_KEY: getattr(outputs, CACHE_KEY)},
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
-            video_hidden_states=outputs.video_hidden_states,
+            video_outputs=outputs.video_outputs,
         )
 
 
