@@ -285,7 +285,9 @@ class VideoSession:
         model, device = self.model, self.model.device
         sync, timings = _sync_of(device), {}
         start = time.perf_counter()
-        session_video(chat)
+        video = session_video(chat)
+        if video is not self.video and (video_key(video) is None or video_key(video) != video_key(self.video)):
+            raise NotCacheable("the chat's video is not this session's video")
         before, after = split_prompt(self.processor, chat)
         if before != self.prefix_text:
             raise NotCacheable("the chat's text before the video differs from the session's (another system prompt?)")

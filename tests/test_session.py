@@ -153,6 +153,8 @@ def test_chats_a_session_cannot_serve_are_refused_saying_why(tiny, videos):
         assert torch.equal(session.generate(system, **GREEDY).sequences, uncached(model, processor, system))
         with pytest.raises(NotCacheable, match="differs"):
             session.generate(chat_of(a, "what ?"), **GREEDY)
+        with pytest.raises(NotCacheable, match="not this session's video"):
+            session.generate([system[0]] + chat_of(b, "what ?"), **GREEDY)
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
