@@ -30,7 +30,7 @@ copy of that prefix cache, answering exactly as the uncached path does (greedy) 
 A request uses a session when its only video is in its first user turn with no text before it, and it is asked
 alone (batch_size 1, the default), or its video is asked several questions in this call, or its video has a kept
 session; other requests (several videos per chat, text before the video, padded batches of different videos)
-take the uncached path, and with `return_timings=True` their `video_session` entry says why. The pipeline keeps
+take the uncached path; with `return_timings=True` the answers a session cannot serve say why in `video_session`. The pipeline keeps
 the sessions of the last `max_video_sessions` videos (default 1; `pipeline(..., max_video_sessions=N)`, 0 keeps
 none past a call), one KV cache each, named by file path + modification time + size, URL or bytes' hash (arrays
 and frames share one only within a call); `pipe.clear_video_sessions()` frees them, `reuse_video=False` skips them.
@@ -39,7 +39,8 @@ question of a session also pays the shared decode, preprocess, encode and prefil
 the video was reused, the shared stages, the question's own stages (preprocess, copy, prefill, generate), the
 prefix's tokens and the cache's size.
 
-This file is Hub remote code: absolute `transformers` imports only.
+This file is Hub remote code: absolute `transformers` imports, single-dot sibling imports only (saving the pipeline
+copies session_liteframe.py with it).
 """
 
 import time
