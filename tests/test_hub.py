@@ -226,6 +226,27 @@ def test_model_dry_run_loads_without_liteframe_hf(work, tiny_model, tiny_process
     assert f"ANSWER VideoTextToTextPipeline {{'generated_text': {answer!r}}}" in result.stdout
 
 
+def test_model_dry_run_folder_uses_the_registered_pipeline(work, model_folder, video, monkeypatch, tmp_path):
+    # With liteframe_hf imported, the folder's own custom_pipelines entry does not make transformers ask for
+    # trust_remote_code: the registered pipeline serves it. A folder naming another pipeline still asks.
+    import transformers
+
+    from liteframe_hf import VideoTextToTextPipeline
+
+    monkeypatch.chdir(video.parent)
+    pipe = transformers.pipeline("video-text-to-text", model=str(model_folder.path))
+    assert type(pipe) is VideoTextToTextPipeline and type(pipe.model) is LiteFrameForConditionalGeneration
+    assert set(pipe("video.mp4", text="what happens ?", max_new_tokens=3)) == {"generated_text"}
+    assert "video-text-to-text" in pipe.model.config.to_dict()["custom_pipelines"]  # saved folders keep the entry
+    foreign = tmp_path / "foreign"
+    shutil.copytree(model_folder.path, foreign)
+    config = json.loads((foreign / "config.json").read_text())
+    config["custom_pipelines"]["video-text-to-text"]["impl"] = "other_pipeline.OtherPipeline"
+    (foreign / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="trust_remote_code=True"):
+        transformers.pipeline("video-text-to-text", model=str(foreign))
+
+
 def test_card_snippets_run_verbatim_from_an_offline_hub_cache(work, model_folder, vision_folder, adapter_folder, video):
     """The usage code of each card, unchanged, against the three repos served from a local Hub cache."""
     cache = work / "hub_cache"

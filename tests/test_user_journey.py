@@ -115,6 +115,18 @@ def test_merged_folder_works_with_the_plain_transformers_pipeline(lma_run, qa, t
     assert "ANSWER VideoTextToTextPipeline {'generated_text':" in result.stdout
 
 
+def test_merged_folder_uses_the_registered_pipeline_without_trust_remote_code(lma_run, qa):
+    import transformers
+
+    from liteframe_hf import VideoTextToTextPipeline
+
+    out, _ = lma_run
+    pipe = transformers.pipeline("video-text-to-text", model=str(out / "merged"))  # liteframe_hf is imported here
+    assert type(pipe) is VideoTextToTextPipeline
+    video = next(Path(qa).parent.rglob("*.mp4"))
+    assert set(pipe(str(video), text="what happens ?", max_new_tokens=3)) == {"generated_text"}
+
+
 def test_readme_publishing_example_pushes_the_folders_the_recipes_write():
     import re
 
