@@ -17,6 +17,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "arch"), "liteframe_hf.bench.arch", "params, paper-rule TFLOPs and latency of the encoder variants"),
     (("bench", "encoder"), "liteframe_hf.bench.encoder", "LiteFrame encoder speed work: shipped vs textbook implementation (eager attention, channels-first convs), same weights"),
     (("bench", "train"), "liteframe_hf.training.bench", "CTD training-step throughput, teacher/student/optimizer split, peak memory, target-cache speed-up"),
+    (("bench", "step"), "liteframe_hf.training.bench_step", "one LMA/alignment training step of a micro video LLM per precision setting and OpenMP wait policy"),
     (("train", "plot"), "liteframe_hf.training.plot", "plot train/eval curves of training runs (their metrics.csv) into a PNG"),
     (("bench", "e2e"), "liteframe_hf.bench.e2e", "end-to-end latency (encode + LLM prefill): baseline vs post-hoc WAP vs LiteFrame"),
     (("bench", "decode"), "liteframe_hf.bench.decode", "video decoding: LiteFrame's PyAV reader (exact / keyframes) vs transformers' load_video, same clip plan"),
@@ -24,6 +25,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("assets", "list"), "liteframe_hf.assets_list", "show which real assets are cached, with sizes and paths"),
     (("probe",), "liteframe_hf.probe", "linear probe: is an object's identity in a model's frozen visual tokens (encoder, projector)?"),
     (("data", "needle"), "liteframe_hf.data.needle", "build the long-video QA needle benchmark (real footage + captioned cut-outs) into a folder"),
+    (("data", "grounded"), "liteframe_hf.data.grounded", "short clips with one captioned cut-out in view, many views per object (CTD, alignment, LMA, recognition)"),
     (("convert",), "liteframe_hf.convert", "convert an InternVL3-*-hf checkpoint into a LiteFrame checkpoint (student initialised from InternViT)"),
     (("push",), "liteframe_hf.hub", "publish a LiteFrame model, its vision encoder or a LoRA adapter to the Hub (or --dry-run into a folder)"),
     # `eval plot` / `eval lmms-task` before `eval`: the `eval` group then also stands for `liteframe eval MODEL`.

@@ -21,114 +21,14 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["GroundedViews", "probe_vocabulary", "render_views", "clip_features", "linear_probe", "run_probe",
-           "add_arguments", "main"]
+from .data.grounded import grounded_vocabulary, render_views
 
-CLIP_SPACING = 0.25  # seconds between a clip's frames: inside a needle's 1-3 s on-screen window
-RENDER_SIZE = (426, 240)  # the needle benchmark's frame size (width, height)
-STARTS_PER_SOURCE = 24  # background clips decoded per footage file; views draw from them
-
-
-@dataclass
-class GroundedViews:
-    """uint8 clips (V, clip_len, 3, S, S) of `labels` (V,) objects, indices into `captions`; `sources` per view."""
-
-    pixels: torch.Tensor
-    labels: torch.Tensor
-    captions: list[str]
-    sources: list[str]
-
-
-def probe_vocabulary(objects: int | None, seed: int = 0, stamps=None, cache=None) -> list:
-    """`objects` stamps of the needle benchmark's seen pool, one file per caption (the first by path), drawn with
-    `seed`; None: all of them. Sorted by caption."""
-    from .data.needle import load_stamps, split_stamps
-
-    if stamps is None:
-        from .assets import ensure_assets
-
-        stamps = ensure_assets(["stamps"], cache)["stamps"]
-    first: dict[str, object] = {}
-    for s in split_stamps(load_stamps(stamps))["seen"]:
-        if s.caption not in first or s.rel < first[s.caption].rel:
-            first[s.caption] = s
-    pool = [first[c] for c in sorted(first)]
-    if objects is not None:
-        if not 4 <= objects <= len(pool):
-            raise ValueError(f"objects must be 4..{len(pool)} (the seen pool's distinct captions), got {objects}")
-        picked = np.random.default_rng(seed).choice(len(pool), size=objects, replace=False)
-        pool = [pool[i] for i in sorted(picked)]
-    return pool
-
-
-def _background_clips(sources, rng, clip_len: int, starts: int) -> list[tuple[str, torch.Tensor]]:
-    """`starts` clips of `clip_len` frames per footage file at the needle benchmark's size (cover + centre crop),
-    uint8 (clip_len, 3, H, W)."""
-    from .modeling.video_decoding_liteframe import decode_frames, resize_frames
-
-    width, height = RENDER_SIZE
-    span = (clip_len - 1) * CLIP_SPACING
-    out = []
-    for src in sources:
-        t0 = np.sort(rng.uniform(0.0, max(0.0, src.duration - span - 0.05), size=starts))
-        times = (t0[:, None] + np.arange(clip_len) * CLIP_SPACING).reshape(-1)
-        frames = torch.from_numpy(np.ascontiguousarray(decode_frames(src.path, times, threads=False).frames))
-        frames = frames.permute(0, 3, 1, 2)  # (n, 3, h, w)
-        h, w = frames.shape[-2:]
-        scale = max(width / w, height / h)
-        ch, cw = max(height, round(h * scale)), max(width, round(w * scale))
-        frames = resize_frames(frames, (ch, cw))
-        y0, x0 = (ch - height) // 2, (cw - width) // 2
-        frames = frames[..., y0:y0 + height, x0:x0 + width]
-        out += [(src.name, clip) for clip in frames.view(starts, clip_len, *frames.shape[1:])]
-    return out
-
-
-def render_views(stamps, sources, views_per_object: int, seed: int = 0, augment: bool = False, clip_len: int = 4,
-                 image_size: int = 224, starts_per_source: int = STARTS_PER_SOURCE, progress=None) -> GroundedViews:
-    """`views_per_object` grounded clips of each stamp on `sources` (needle `Source`s). A view pastes the cut-out,
-    its longer side 35-60 % of the frame height, at a random place on every frame of a random background clip, as
-    the benchmark does; `augment` adds a random horizontal flip and a colour gain (training views only)."""
-    from PIL import Image
-
-    from .data.needle import _stamp_pixels
-    from .modeling.video_decoding_liteframe import resize_frames
-
-    rng = np.random.default_rng(seed)
-    backgrounds = _background_clips(sources, rng, clip_len, starts_per_source)
-    width, height = RENDER_SIZE
-    pixels, labels, names = [], [], []
-    for label, stamp in enumerate(stamps):
-        with Image.open(stamp.path) as im:
-            sw, sh = im.size
-        for _ in range(views_per_object):
-            name, clip = backgrounds[int(rng.integers(len(backgrounds)))]
-            scale = float(rng.uniform(0.35, 0.60)) * height / max(sw, sh)
-            w, h = max(2, round(sw * scale)), max(2, round(sh * scale))
-            x, y = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
-            rgb, alpha = _stamp_pixels(stamp.path, w, h)
-            if augment:
-                if rng.random() < 0.5:
-                    rgb, alpha = rgb[:, ::-1], alpha[:, ::-1]
-                rgb = np.clip(rgb * rng.uniform(0.75, 1.25, size=3).astype(np.float32), 0, 255)
-            premul = torch.from_numpy(np.ascontiguousarray(rgb * alpha)).permute(2, 0, 1)
-            keep = torch.from_numpy(np.ascontiguousarray(1.0 - alpha)).permute(2, 0, 1)
-            frames = clip.float()
-            frames[..., y:y + h, x:x + w] = frames[..., y:y + h, x:x + w] * keep + premul
-            frames = (frames + 0.5).clamp(0, 255).to(torch.uint8)
-            pixels.append(resize_frames(frames, (image_size, image_size)))
-            labels.append(label)
-            names.append(name)
-        if progress is not None:
-            progress(1)
-    return GroundedViews(torch.stack(pixels), torch.tensor(labels), [s.caption for s in stamps], names)
-
+__all__ = ["clip_features", "linear_probe", "run_probe", "add_arguments", "main"]
 
 @torch.no_grad()
 def clip_features(model, video_processor, pixels: torch.Tensor, batch: int = 8, progress=None) -> dict[str, torch.Tensor]:
@@ -184,7 +84,10 @@ WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1)
 def linear_probe(train_x, train_y, test_x, test_y, n_classes: int, seed: int = 0) -> dict:
     """Multinomial logistic regression on standardised features. The L2 strength is chosen on a fifth of the train
     views held out from the fit (never on the test views), then refitted on all train views."""
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    # A floor on the scale: a dimension (nearly) constant over the train views must not turn held-out noise into
+    # huge values (CTD tokens have such dimensions).
+    mean, std = train_x.mean(0), train_x.std(0)
+    std = std + 0.1 * std.mean() + 1e-8
     xtr, xte = (train_x - mean) / std, (test_x - mean) / std
     perm = torch.from_numpy(np.random.default_rng(seed).permutation(len(xtr)))
     cut = len(xtr) // 5
@@ -230,7 +133,7 @@ def run_probe(models: list[str], objects: int | None = 40, train_views: int = 24
     from .data.needle import haystack_sources
 
     t0 = time.perf_counter()
-    vocab = probe_vocabulary(objects, seed, stamps, cache)
+    vocab = grounded_vocabulary(objects, seed, stamps, cache)
     train_src = haystack_sources("train", train_haystacks, cache)
     heldout_src = haystack_sources("val", heldout_haystacks, cache)
     with tqdm(total=2 * len(vocab), desc="render views", unit="object") as bar:

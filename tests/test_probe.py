@@ -8,7 +8,8 @@ import torch
 
 from liteframe_hf.cli import main as cli
 from liteframe_hf.data.needle import SCENES, haystack_sources
-from liteframe_hf.probe import linear_probe, probe_vocabulary, render_views
+from liteframe_hf.data.grounded import grounded_vocabulary, render_views
+from liteframe_hf.probe import linear_probe
 
 
 def test_linear_probe_separates_what_is_separable_and_not_noise():
@@ -26,8 +27,8 @@ def test_linear_probe_separates_what_is_separable_and_not_noise():
 
 
 def test_views_paste_the_object_on_the_right_footage():
-    vocab = probe_vocabulary(5, seed=1)
-    assert len({s.caption for s in vocab}) == 5 and vocab == probe_vocabulary(5, seed=1)
+    vocab = grounded_vocabulary(5, seed=1)
+    assert len({s.caption for s in vocab}) == 5 and vocab == grounded_vocabulary(5, seed=1)
     heldout = haystack_sources("val")[:2]
     views = render_views(vocab[:2], heldout, 3, seed=0, starts_per_source=2)
     assert views.pixels.shape == (6, 4, 3, 224, 224) and views.pixels.dtype == torch.uint8
@@ -38,15 +39,15 @@ def test_views_paste_the_object_on_the_right_footage():
     # Against the bare background clip it was drawn from (same seed, so the same first draws): the cut-out changes
     # one box of every frame and leaves the rest of the frame alone.
     from liteframe_hf.modeling.video_decoding_liteframe import resize_frames
-    from liteframe_hf.probe import _background_clips
+    from liteframe_hf.data.grounded import ViewRenderer
 
-    backgrounds = _background_clips(heldout, np.random.default_rng(0), 4, 2)
+    backgrounds = ViewRenderer(heldout, np.random.default_rng(0), 4, starts_per_source=2).backgrounds
     changed = [(views.pixels[0].int() - resize_frames(clip, (224, 224)).int()).abs().amax(1) > 24
                for _, clip in backgrounds]
     share = min(float(c.float().mean()) for c in changed)  # the clip it was drawn from
     assert 0.01 < share < 0.6
     with pytest.raises(ValueError, match="objects must be 4"):
-        probe_vocabulary(2)
+        grounded_vocabulary(2)
 
 
 def test_probe_command_end_to_end(tmp_path):
@@ -60,3 +61,37 @@ def test_probe_command_end_to_end(tmp_path):
     assert all(0.0 <= r["four_way"] <= 1.0 and r["n_test"] == 8 for r in rows.values())
     assert set(report["heldout_footage"]) == {n for n, (pool, _, _) in SCENES.items() if pool == "heldout"}
     assert cli(["probe", str(tmp_path / "nowhere")]) == 2
+
+
+def test_bench_step_times_each_setting_in_its_own_process(tmp_path):
+    out = tmp_path / "step.json"
+    assert cli(["bench", "step", "--model", "liteframe-micro", "--batch", "2", "--steps", "1", "--settings", "fp32",
+                "bf16-weights", "--policies", "PASSIVE", "--threads", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["setting"], r["omp_wait_policy"], r["processes"], r["threads"]) for r in rows] == [
+        ("fp32", "PASSIVE", 1, 1), ("bf16-weights", "PASSIVE", 1, 1)]
+    assert all(0 < r["min_s"] <= r["median_s"] <= r["max_s"] for r in rows)
+
+
+def test_grounded_clips_and_manifest(tmp_path):
+    from liteframe_hf.eval.data import load_manifest
+
+    manifest = tmp_path / "g" / "val" / "manifest.jsonl"
+    assert cli(["data", "grounded", "--split", "val", "--out", str(tmp_path / "g"), "--objects", "4", "--views", "2",
+                "--seconds", "1", "--fps", "4"]) == 0
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert len(rows) == 8 and sorted({r["answer"] for r in rows}) == ["A", "B", "C", "D"]
+    for r in rows:
+        assert r["options"][ord(r["answer"]) - 65] == r["caption"] and len(set(r["options"])) == 4
+        assert SCENES[r["footage"]][0] == "heldout"
+    from liteframe_hf.modeling.video_decoding_liteframe import probe_video
+
+    info = probe_video(str(manifest.parent / rows[0]["video"]))
+    assert (info.width, info.height) == (426, 240) and abs(info.duration - 1.0) < 0.3
+    assert len(load_manifest(manifest).questions) == 8  # liteframe eval reads it as it is
+    stamp = {r["id"]: r["video"] for r in rows}
+    before = {p.name: p.stat().st_mtime_ns for p in (manifest.parent / "videos").iterdir()}
+    assert cli(["data", "grounded", "--split", "val", "--out", str(tmp_path / "g"), "--objects", "4", "--views", "2",
+                "--seconds", "1", "--fps", "4"]) == 0  # a rerun keeps what was written
+    assert before == {p.name: p.stat().st_mtime_ns for p in (manifest.parent / "videos").iterdir()} and stamp
+    assert cli(["data", "grounded", "--split", "val", "--out", str(tmp_path / "g"), "--objects", "2"]) == 2
