@@ -234,9 +234,10 @@ class LiteFrameProcessor(ProcessorMixin):
         """Derive placeholder counts from `model_config` (a `LiteFrameConfig` or its dict) from now on. Refuses
         (ValueError naming tokens_per_clip, both values and the fix) when this processor's saved count or
         configuration disagrees with it at the video processor's frame size."""
-        kept = _placeholder_config(model_config)
-        config = LiteFrameConfig(**kept)
+        config = LiteFrameConfig(**_placeholder_config(model_config))
         self._check_count(config, source)
+        # kept as it reads back from processor_config.json, so to_dict() is the same before and after a reload
+        kept = json.loads(json.dumps(_placeholder_config(config)))
         self.model_config, self._config, self._fixed_tokens_per_clip = kept, config, None
 
     @classmethod
@@ -265,6 +266,16 @@ class LiteFrameProcessor(ProcessorMixin):
         if config is not None:
             processor.bind_model_config(config, source=f"the config.json next to it ({pretrained_model_name_or_path})")
         return loaded
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # transformers sets `auto_map` on a remote-code processor while writing it; leave the processor as it was, so
+        # its to_dict() matches a reload's (which drops auto_map) and a later save writes the same file.
+        had_auto_map = "auto_map" in self.__dict__
+        try:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            if not had_auto_map:
+                self.__dict__.pop("auto_map", None)
 
     def to_dict(self) -> dict:
         output = super().to_dict()
@@ -296,10 +307,16 @@ class LiteFrameProcessor(ProcessorMixin):
         markers = sum(sample.count(self.video_token) for sample in ([text] if isinstance(text, str) else text))
         count = len(self._video_list(videos)) if videos is not None else 0
         if markers != count:
-            raise ValueError(
-                f"the text has {markers} {self.video_token} marker(s) but {count} video(s) were passed; put one "
-                f"{self.video_token} where each video goes"
+            raise ValueError(  # the first words are transformers' processors' own message for this mismatch
+                f"The number of {self.video_token} tokens in the prompts should be the same as the number of videos "
+                f"passed: the text has {markers} {self.video_token} marker(s) but {count} video(s) were passed; put "
+                f"one {self.video_token} where each video goes"
             )
+
+    def __call__(self, text=None, videos=None, **kwargs):
+        """`processor(text=..., videos=...)`; the signature names the two modalities it takes (text first, as
+        transformers' text+video processors), which is how transformers tells a video-only processor apart."""
+        return super().__call__(text=text, videos=videos, **kwargs)
 
     def apply_chat_template(self, conversation, chat_template=None, **kwargs):
         # Each {"type": "video"} item is one video: normalise it here, where that is known, so a single frame or a

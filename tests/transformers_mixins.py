@@ -9,7 +9,7 @@ with transformers' code:
   generation tests stand in, tests/test_transformers_common.py).
 - tests/utils/test_configuration_utils.py (config_common_kwargs, read by ConfigTester.check_config_arguments_init):
   our own non-default values of PreTrainedConfig's common arguments.
-- utils/fetch_hub_objects_for_ci.py (url_to_local_path, for the processing mixin's hub fixtures): the two video
+- utils/fetch_hub_objects_for_ci.py (url_to_local_path, for the processing mixin's hub fixtures): the video
   fixtures map to clips of the `videos` asset, anything else stays a URL (and fails offline if a test opens it).
 
 Importing this module loads the installed release's files under the package name `transformers_common_tests`
@@ -63,7 +63,8 @@ def _config_common_kwargs() -> dict:
 def _url_to_local_path(url: str) -> str:
     from liteframe_hf.assets import asset_path
 
-    local = {"big_buck_bunny_320x240_10s.mp4": "bigbuckbunny.mp4", "sample_demo_1_320x240.mp4": "bikes.mp4"}
+    local = {"big_buck_bunny_320x240_10s.mp4": "bigbuckbunny.mp4", "sample_demo_1_320x240.mp4": "bikes.mp4",
+             "tiny_video_320x240.mp4": "carphone_pristine.mp4"}
     name = url.rsplit("/", 1)[-1]
     return str(asset_path(local[name])) if name in local else url
 
