@@ -34,7 +34,7 @@ from liteframe_hf.modeling.processing_liteframe import _placeholder_config
 from transformers.video_utils import VideoMetadata
 
 import transformers_mixins
-from tiny import tiny_liteframe_config, tiny_tokenizer
+from tiny import tiny_liteframe_config
 
 try:
     common = transformers_mixins.module("test_modeling_common")
@@ -316,9 +316,19 @@ class LiteFrameVideoProcessingTest(video_common.VideoProcessingTestMixin, unitte
 class LiteFrameProcessorTest(ProcessorTesterMixin, unittest.TestCase):
     processor_class = LiteFrameProcessor
 
+    # SmolLM2's real tokenizer (the micro models' LLM) with InternVL's clip tokens, as transformers' processor tests
+    # use full tokenizers: a word-level tiny one decodes with spaces between tokens, so text offsets do not line up.
     @classmethod
     def _setup_tokenizer(cls):
-        return tiny_tokenizer()
+        from transformers import AutoTokenizer
+
+        from liteframe_hf.assets import asset_path
+        from liteframe_hf.modeling.processing_liteframe import CLIP_CONTEXT, CLIP_END, CLIP_START
+
+        tokenizer = AutoTokenizer.from_pretrained(asset_path("smollm2"))
+        tokenizer.add_special_tokens({"additional_special_tokens": [CLIP_START, CLIP_END, CLIP_CONTEXT]},
+                                     replace_extra_special_tokens=False)
+        return tokenizer
 
     @classmethod
     def _setup_video_processor(cls):
