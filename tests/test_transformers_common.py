@@ -454,3 +454,14 @@ def test_cache_argument_takes_both_names(micro_model_inputs):
             "attention_mask": torch.ones(1, length + 1, dtype=torch.long)}
     with torch.no_grad():
         assert getattr(model(**step, return_dict=True), CACHE_KEY).get_seq_length() == length + 1
+
+
+def test_vision_tower_compiles_as_one_graph():
+    # _can_compile_fullgraph is declared on every LiteFrame class: the encoder too traces without a graph break.
+    from torch._dynamo.backends.debugging import aot_eager
+
+    model = LiteFrameVisionModel(LiteFrameVisionConfig(**vision_config_dict())).eval()
+    pixels = torch.randn(2, 4, 3, 32, 32)
+    compiled = torch.compile(model, fullgraph=True, backend=aot_eager)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(pixels).last_hidden_state, model(pixels).last_hidden_state)
