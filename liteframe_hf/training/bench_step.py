@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 SETTINGS = ("fp32", "bf16-autocast", "bf16-weights")
 POLICIES = ("default", "PASSIVE")
@@ -100,9 +101,9 @@ def _run(args, setting: str, policy: str, beside: int) -> dict:
     if any(p.returncode for p in procs):
         raise RuntimeError(f"bench step worker failed ({setting}, {policy}): see its stderr above")
     first = json.loads(outs[0].strip().splitlines()[-1])
-    seconds = sorted(first["seconds"])
+    seconds = first["seconds"]
     return {"setting": setting, "omp_wait_policy": policy, "processes": 1 + beside, "threads": first["threads"],
-            "batch": args.batch, "median_s": seconds[len(seconds) // 2], "min_s": seconds[0], "max_s": seconds[-1]}
+            "batch": args.batch, "median_s": median(seconds), "min_s": min(seconds), "max_s": max(seconds)}
 
 
 def main(args: argparse.Namespace) -> int:
