@@ -8,7 +8,7 @@ every turn, so a question costs only its own tokens). Answers stream as they are
 gives the turn's timings. The chat keeps its history: each turn sees the earlier questions and answers.
 
 Commands (anything else is a question):
-    /frames N     sample N frames (a multiple of 4; the video is opened again, the history is kept)
+    /frames N     sample N frames (whole 4-frame clips; the video is opened again, the history is kept)
     /video PATH   talk about another video (the history is cleared)
     /reset        clear the history (the video stays open)
     /help         this list
@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=64, help="frames sampled from the video (default 64)")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="longest answer in tokens (default 128)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
-    parser.add_argument("--dtype", default="auto", help="auto (bfloat16 on CUDA, float32 on the CPU), float32, bfloat16")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="auto: bfloat16 on CUDA, float32 on the CPU")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
 
 
