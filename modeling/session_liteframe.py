@@ -84,7 +84,7 @@ def time_method(obj, name: str, timings: dict, key: str):
             setattr(obj, name, own)
 
 
-def _sync_of(device: torch.device):
+def device_sync(device: torch.device):
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
 
@@ -231,7 +231,7 @@ class VideoSession:
 
     def _prefill(self, chat) -> None:
         model, processor, timings = self.model, self.processor, self.timings
-        device, sync = model.device, _sync_of(model.device)
+        device, sync = model.device, device_sync(model.device)
         start = time.perf_counter()
         with time_method(processor.video_processor, "fetch_videos", timings, "decode"):
             inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True,
@@ -283,7 +283,7 @@ class VideoSession:
             if generate_kwargs.get(key) is not None:
                 raise NotCacheable(f"`{key}` was passed: the session supplies the video through its cache")
         model, device = self.model, self.model.device
-        sync, timings = _sync_of(device), {}
+        sync, timings = device_sync(device), {}
         start = time.perf_counter()
         video = session_video(chat)
         if video is not self.video and (video_key(video) is None or video_key(video) != video_key(self.video)):

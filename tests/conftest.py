@@ -57,3 +57,22 @@ def tiny_recipes(tmp_path_factory, tiny_teacher, tiny_language_model) -> dict[st
         path.write_text((TESTS / "configs" / path.name).read_text() + f"{key}: {json.dumps(model)}\n")
         recipes[stage] = str(path)
     return recipes
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A saved tiny LiteFrame (56 px, 2-layer Qwen2) with a real word-level tokenizer and the LiteFrame processor
+    (read-only: tests that change a model copy it first)."""
+    import torch
+
+    from liteframe_hf import LiteFrameForConditionalGeneration, LiteFrameProcessor, LiteFrameVideoProcessor
+
+    from tiny import tiny_liteframe_config, tiny_tokenizer
+
+    path = tmp_path_factory.mktemp("tiny_model")
+    torch.manual_seed(0)
+    LiteFrameForConditionalGeneration(tiny_liteframe_config()).save_pretrained(path)
+    video_processor = LiteFrameVideoProcessor(size={"height": 56, "width": 56}, num_frames=8)
+    LiteFrameProcessor(video_processor, tiny_tokenizer(),
+                       tokens_per_clip=tiny_liteframe_config().tokens_per_clip()).save_pretrained(path)
+    return path

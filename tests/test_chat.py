@@ -7,27 +7,9 @@ import subprocess
 import sys
 import time
 
-import pytest
-import torch
-
-from liteframe_hf import LiteFrameForConditionalGeneration, LiteFrameProcessor, LiteFrameVideoProcessor
 from liteframe_hf.assets import asset_path
 
-from tiny import tiny_liteframe_config, tiny_tokenizer
-
 TIMEOUT = 120  # seconds for any one reply (the first includes importing torch and loading the model)
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """A saved tiny LiteFrame (56 px, 2-layer Qwen2, word-level tokenizer) with its processor."""
-    path = tmp_path_factory.mktemp("tiny_chat_model")
-    torch.manual_seed(0)
-    LiteFrameForConditionalGeneration(tiny_liteframe_config()).save_pretrained(path)
-    video_processor = LiteFrameVideoProcessor(size={"height": 56, "width": 56}, num_frames=8)
-    LiteFrameProcessor(video_processor, tiny_tokenizer(),
-                       tokens_per_clip=tiny_liteframe_config().tokens_per_clip()).save_pretrained(path)
-    return path
 
 
 class Terminal:
@@ -73,10 +55,10 @@ class Terminal:
         raise AssertionError("the chat did not exit")
 
 
-def test_chat_in_a_terminal_two_questions_frames_and_a_bad_path(folder):
+def test_chat_in_a_terminal_two_questions_frames_and_a_bad_path(tiny_model):
     video = str(asset_path("bikes.mp4"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TERM": "dumb", "OMP_NUM_THREADS": "1"}
-    term = Terminal([sys.executable, "-m", "liteframe_hf.cli", "chat", video, "--model", str(folder), "--frames", "8",
+    term = Terminal([sys.executable, "-m", "liteframe_hf.cli", "chat", video, "--model", str(tiny_model), "--frames", "8",
                      "--max-new-tokens", "4"], env)
     opened = term.expect("you> ")
     assert "at 8 frames" in opened and "video ready: " in opened and "/frames N" in opened

@@ -13,18 +13,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import torch
 
 from liteframe_hf.assets import asset_path
 from liteframe_hf.cli import main as cli
 from liteframe_hf.eval.data import ANSWER_INSTRUCTION, ManifestError, load_manifest, mcq_prompt
 from liteframe_hf.metrics import MCQ_ACCURACY_PATH
 from liteframe_hf.metrics.mcq_accuracy.mcq_accuracy import parse_answer, score, wilson_interval
-from liteframe_hf.modeling.modeling_liteframe import LiteFrameForConditionalGeneration
-from liteframe_hf.modeling.processing_liteframe import LiteFrameProcessor
-from liteframe_hf.modeling.video_processing_liteframe import LiteFrameVideoProcessor
 
-from tiny import tiny_liteframe_config, tiny_tokenizer
 
 VIDEOS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
 LIMIT = 10  # questions of the tiny needle benchmark evaluated end to end
@@ -38,18 +33,6 @@ def videos() -> dict[str, Path]:
         return {name: Path(asset_path(name)) for name in VIDEOS}
     except Exception as error:  # noqa: BLE001 - report the fetch command
         pytest.fail(f"real sample videos are missing ({error}); run `liteframe assets fetch --only videos`")
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A saved tiny LiteFrame (56 px, 2-layer Qwen2) with a real word-level tokenizer and the LiteFrame processor."""
-    path = tmp_path_factory.mktemp("tiny_eval_model")
-    torch.manual_seed(0)
-    LiteFrameForConditionalGeneration(tiny_liteframe_config()).save_pretrained(path)
-    video_processor = LiteFrameVideoProcessor(size={"height": 56, "width": 56}, num_frames=8)
-    LiteFrameProcessor(video_processor, tiny_tokenizer(),
-                       tokens_per_clip=tiny_liteframe_config().tokens_per_clip()).save_pretrained(path)
-    return path
 
 
 def make_rows(videos: dict[str, Path], root: Path) -> list[dict]:

@@ -9,12 +9,10 @@ import pytest
 import torch
 from transformers import AutoModel, AutoProcessor, DynamicCache, pipeline
 
-from liteframe_hf import LiteFrameForConditionalGeneration, LiteFrameProcessor, LiteFrameVideoProcessor
 from liteframe_hf.assets import asset_path
 from liteframe_hf.cli import main as cli
 from liteframe_hf.modeling.session_liteframe import CACHE_ARG, NotCacheable, VideoSession
 
-from tiny import tiny_liteframe_config, tiny_tokenizer
 
 QUESTIONS = ["what is the rabbit doing ?", "how many cars are there ?", "which colour is the car ?"]
 FRAMES = {"num_frames": 8}
@@ -30,20 +28,8 @@ def videos():
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """A saved tiny LiteFrame (56 px, 2-layer Qwen2, word-level tokenizer) with its processor."""
-    path = tmp_path_factory.mktemp("tiny_session_model")
-    torch.manual_seed(0)
-    LiteFrameForConditionalGeneration(tiny_liteframe_config()).save_pretrained(path)
-    video_processor = LiteFrameVideoProcessor(size={"height": 56, "width": 56}, num_frames=8)
-    LiteFrameProcessor(video_processor, tiny_tokenizer(),
-                       tokens_per_clip=tiny_liteframe_config().tokens_per_clip()).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny(folder):
-    return AutoModel.from_pretrained(folder).eval(), AutoProcessor.from_pretrained(folder)
+def tiny(tiny_model):
+    return AutoModel.from_pretrained(tiny_model).eval(), AutoProcessor.from_pretrained(tiny_model)
 
 
 @pytest.fixture
@@ -220,7 +206,7 @@ def test_pipeline_keeps_at_most_max_video_sessions(tiny, videos, encodes):
 
 
 # -------------------------------------------------------------------------------------------- eval --reuse-video
-def test_eval_reuse_video_matches_the_default_protocol(folder, videos, tmp_path):
+def test_eval_reuse_video_matches_the_default_protocol(tiny_model, videos, tmp_path):
     root = tmp_path / "bench"
     (root / "videos").mkdir(parents=True)
     rows = []
@@ -232,7 +218,7 @@ def test_eval_reuse_video_matches_the_default_protocol(folder, videos, tmp_path)
     runs = {}
     for mode, extra in (("default", []), ("reuse", ["--reuse-video"])):
         out = tmp_path / f"{mode}.json"
-        assert cli(["eval", str(folder), "--data", str(root / "manifest.jsonl"), "--frames", "8", "--warmup", "0",
+        assert cli(["eval", str(tiny_model), "--data", str(root / "manifest.jsonl"), "--frames", "8", "--warmup", "0",
                     "--no-progress", "--json", str(out), *extra]) == 0
         runs[mode] = json.loads(out.read_text())
     default, reuse = runs["default"], runs["reuse"]

@@ -120,19 +120,6 @@ def load_model(ref: str, device: str = "auto", dtype: str = "auto", progress=pri
 
 
 # ------------------------------------------------------------------------------------------- one question
-class _FirstStepClock:
-    """A logits processor that notes when the first token's logits exist: everything before is prefill."""
-
-    def __init__(self, sync: Callable[[], None]):
-        self.sync, self.first = sync, None
-
-    def __call__(self, input_ids, scores):
-        if self.first is None:
-            self.sync()
-            self.first = time.perf_counter()
-        return scores
-
-
 @dataclass
 class Answer:
     text: str
@@ -153,35 +140,18 @@ def ask(model, processor, video, prompt: str, num_frames: int | None = None, fps
     Greedy unless `generate_kwargs` asks otherwise."""
     from transformers import LogitsProcessorList
 
+    from ..modeling.session_liteframe import FirstStepClock, device_sync, time_method
+
     device = model.device
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    sync = device_sync(device)
     timings: dict[str, float] = {"decode": 0.0}
-    video_processor = processor.video_processor
-    fetch, depth = video_processor.fetch_videos, [0]
-
-    def timed_fetch(*args, **kwargs):  # the processor's decoding step, timed inside the processor call
-        start = time.perf_counter()
-        depth[0] += 1
-        try:
-            return fetch(*args, **kwargs)
-        finally:
-            depth[0] -= 1
-            if depth[0] == 0:  # fetch_videos calls itself once per video of a list: count the outer call
-                timings["decode"] += (time.perf_counter() - start) * 1e3
-
     chat = [{"role": "user", "content": [{"type": "video", "video": str(video)}, {"type": "text", "text": prompt}]}]
     sampling = {"num_frames": num_frames} if num_frames is not None else {"fps": fps} if fps is not None else {}
     start = time.perf_counter()
-    own = vars(video_processor).get("fetch_videos")  # an instance-level override, if any, is put back after
-    video_processor.fetch_videos = timed_fetch
-    try:
+    # the processor's decoding step, timed inside the processor call
+    with time_method(processor.video_processor, "fetch_videos", timings, "decode"):
         inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True,
                                                return_tensors="pt", processor_kwargs=sampling)
-    finally:
-        if own is None:
-            del video_processor.fetch_videos  # back to the class's method
-        else:
-            video_processor.fetch_videos = own
     inputs.pop("video_metadata", None)
     inputs = inputs.to(device)
     inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(model.dtype)
@@ -194,7 +164,7 @@ def ask(model, processor, video, prompt: str, num_frames: int | None = None, fps
         sync()
         timings["encode"] = (time.perf_counter() - start) * 1e3
 
-        clock = _FirstStepClock(sync)
+        clock = FirstStepClock(sync)
         start = time.perf_counter()
         generate_kwargs = {"do_sample": False, **generate_kwargs}
         sequences = model.generate(**inputs, mm_encoder_outputs={"video": features}, max_new_tokens=max_new_tokens,
