@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from .data.grounded import grounded_vocabulary, render_views
+from .metrics.mcq_accuracy.mcq_accuracy import wilson_interval
 
 __all__ = ["clip_features", "linear_probe", "run_probe", "add_arguments", "main"]
 
@@ -105,12 +105,6 @@ def linear_probe(train_x, train_y, test_x, test_y, n_classes: int, seed: int = 0
             "train_top1": train_acc, "weight_decay": wd, "n_train": len(train_y), "n_test": len(test_y)}
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    p = k / n
-    mid, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return mid - half, mid + half
-
-
 def _load(model_ref: str):
     from transformers import AutoProcessor
 
@@ -155,7 +149,7 @@ def run_probe(models: list[str], objects: int | None = 40, train_views: int = 24
         for key in ftr:
             r = linear_probe(ftr[key], train.labels, fte[key], test.labels, len(vocab), seed)
             r["dim"] = int(ftr[key].shape[1])
-            r["four_way_ci95"] = wilson(round(r["four_way"] * r["n_test"]), r["n_test"])
+            r["four_way_ci95"] = wilson_interval(round(r["four_way"] * r["n_test"]), r["n_test"])
             rows[key] = r
             log(f"{ref:28s} {key:15s} dim {r['dim']:5d}  held-out top-1 {100 * r['top1']:5.1f} %  4-way "
                 f"{100 * r['four_way']:5.1f} %  (train top-1 {100 * r['train_top1']:.0f} %, L2 {r['weight_decay']:g})")
