@@ -201,6 +201,17 @@ class SessionAnswer:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class SessionScores:
+    """What `VideoSession.score` returns: each option's mean log-probability per token, the index of the most
+    likely option, the prompt's length and this question's timings (ms: preprocess, copy, score)."""
+
+    scores: list[float]
+    best: int
+    prompt_tokens: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 class VideoSession:
     """One video, decoded, encoded and pre-filled once; every question generates from a copy of its prefix cache.
 
@@ -320,6 +331,60 @@ class VideoSession:
         self.questions += 1
         return SessionOutput(sequences=sequences, prompt_length=int(input_ids.shape[1]), timings=timings)
 
+    def score(self, options: list[str], question: str | None = None, chat=None) -> SessionScores:
+        """How likely the model finds each of `options` as its whole reply to `question` (or to `chat`'s last user
+        turn): the mean log-probability per token of the option's text and the end-of-turn token after it. This is
+        the cloze formulation of multiple-choice questions (lm-evaluation-harness's `multiple_choice`, OLMES), the
+        one small LLMs are scored with: they cannot bind answer letters to options (SmolLM2-135M picks the right
+        letter at chance even with the answer written in its prompt; docs/eval.md). All options run in one batch
+        on copies of the video's prefix cache."""
+        if self.cache is None:
+            raise RuntimeError("this video session is closed")
+        if not options or not all(isinstance(o, str) and o.strip() for o in options):
+            raise ValueError(f"options must be non-empty strings, got {options!r}")
+        if chat is None:
+            chat = [{"role": "user", "content": [{"type": "video", "video": self.video},
+                                                 {"type": "text", "text": question or ""}]}]
+        model, device = self.model, self.model.device
+        sync, timings = device_sync(device), {}
+        start = time.perf_counter()
+        before, after = split_prompt(self.processor, chat)
+        if before != self.prefix_text:
+            raise NotCacheable("the chat's text before the video differs from the session's (another system prompt?)")
+        suffix = self._suffix_ids(after)
+        end = self.processor.tokenizer.eos_token or ""  # the chat template's end of turn (<|im_end|> in ChatML)
+        replies = [self._suffix_ids(option.strip() + end) for option in options]
+        width = len(suffix) + max(len(r) for r in replies)
+        pad = self.processor.tokenizer.pad_token_id or 0
+        ids = torch.full((len(options), width), pad, dtype=self.prefix_ids.dtype, device=device)
+        mask = torch.zeros(len(options), self.prefix_tokens + width, dtype=torch.long, device=device)
+        mask[:, :self.prefix_tokens] = 1
+        for i, reply in enumerate(replies):  # right padding: a causal row never sees the pads after it
+            row = suffix + reply
+            ids[i, :len(row)] = torch.tensor(row, dtype=ids.dtype, device=device)
+            mask[i, self.prefix_tokens:self.prefix_tokens + len(row)] = 1
+        timings["preprocess"] = (time.perf_counter() - start) * 1e3
+        with torch.inference_mode():
+            start = time.perf_counter()
+            cache = copy.deepcopy(self.cache)
+            cache.batch_repeat_interleave(len(options))
+            sync()
+            timings["copy"] = (time.perf_counter() - start) * 1e3
+            start = time.perf_counter()
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=True, **{CACHE_ARG: cache}).logits
+            # the logit at position p predicts token p + 1: a reply's tokens are read from one position earlier
+            logprobs = logits[:, len(suffix) - 1:-1].float().log_softmax(-1)
+            scores = []
+            for i, reply in enumerate(replies):
+                target = torch.tensor(reply, device=device)
+                scores.append(float(logprobs[i, torch.arange(len(reply), device=device), target].mean()))
+            sync()
+            timings["score"] = (time.perf_counter() - start) * 1e3
+        del cache
+        self.questions += 1
+        return SessionScores(scores=scores, best=max(range(len(scores)), key=scores.__getitem__),
+                             prompt_tokens=self.prefix_tokens + len(suffix), timings=timings)
+
     def ask(self, question: str, **generate_kwargs) -> SessionAnswer:
         """Ask one question about the video (greedy unless `generate_kwargs` say otherwise); the answer's text."""
         out = self.generate(question=question, **{"do_sample": False, **generate_kwargs})
@@ -385,5 +450,5 @@ class SessionStore:
             self._sessions.popitem(last=False)[1].close()
 
 
-__all__ = ["CACHE_ARG", "NotCacheable", "SessionAnswer", "SessionOutput", "SessionStore", "VideoSession",
+__all__ = ["CACHE_ARG", "NotCacheable", "SessionAnswer", "SessionOutput", "SessionScores", "SessionStore", "VideoSession",
            "render_prompt", "session_video", "split_prompt", "video_key"]

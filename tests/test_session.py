@@ -233,6 +233,66 @@ def test_eval_reuse_video_matches_the_default_protocol(tiny_model, videos, tmp_p
     assert "latency_ms_first" not in default["points"][0] and "first_of_video" not in default["predictions"][0]
 
 
+def uncached_option_score(model, processor, video, question, option):
+    """Mean log-probability per token of `option` + end of turn as the reply, from one plain forward of the whole
+    prompt (no session, no cache)."""
+    inputs = uncached_inputs(processor, chat_of(video, question))
+    reply = processor.tokenizer(option + processor.tokenizer.eos_token, add_special_tokens=False, return_tensors="pt")
+    ids = torch.cat([inputs["input_ids"], reply["input_ids"]], 1)
+    with torch.inference_mode():
+        logits = model(input_ids=ids, pixel_values_videos=inputs["pixel_values_videos"],
+                       video_num_frames=inputs.get("video_num_frames")).logits
+    n = reply["input_ids"].shape[1]
+    logprobs = logits[0, -n - 1:-1].float().log_softmax(-1)
+    return logprobs[torch.arange(n), reply["input_ids"][0]].mean().item()
+
+
+def test_score_is_each_options_likelihood_as_the_reply(tiny, videos):
+    model, processor = tiny
+    options = ["rabbit", "a car on the road", "bike", "the sky"]  # different lengths: right padding must not leak
+    with VideoSession(model, processor, videos["bikes.mp4"], processor_kwargs=FRAMES) as session:
+        out = session.score(options, question=QUESTIONS[0])
+        again = session.score(options[::-1], question=QUESTIONS[0])  # the cache is copied, never consumed
+    expected = [uncached_option_score(model, processor, videos["bikes.mp4"], QUESTIONS[0], o) for o in options]
+    assert out.scores == pytest.approx(expected, abs=1e-4)
+    assert again.scores == pytest.approx(expected[::-1], abs=1e-4)
+    assert out.best == max(range(4), key=expected.__getitem__)
+    assert set(out.timings) == {"preprocess", "copy", "score"}
+    with VideoSession(model, processor, videos["bikes.mp4"], processor_kwargs=FRAMES) as session:
+        with pytest.raises(ValueError, match="non-empty strings"):
+            session.score(["rabbit", " "], question=QUESTIONS[0])
+
+
+def test_eval_likelihood_scoring_picks_the_most_likely_option(tiny_model, videos, tmp_path):
+    root = tmp_path / "bench"
+    (root / "videos").mkdir(parents=True)
+    rows = []
+    for i, name in enumerate(videos):
+        shutil.copy(videos[name], root / "videos" / name)
+        rows += [{"id": f"{name}-{j}", "video": f"videos/{name}", "question": question, "options": ["rabbit", "car", "bike"],
+                  "answer": "ABC"[(i + j) % 3], "category": "identity"} for j, question in enumerate(QUESTIONS)]
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs = {}
+    for mode, extra in (("default", []), ("reuse", ["--reuse-video"])):
+        out = tmp_path / f"{mode}.json"
+        assert cli(["eval", str(tiny_model), "--data", str(root / "manifest.jsonl"), "--frames", "8", "--warmup", "0",
+                    "--no-progress", "--scoring", "likelihood", "--json", str(out), *extra]) == 0
+        runs[mode] = json.loads(out.read_text())
+    for run in runs.values():
+        assert run["scoring"] == "likelihood"
+        for p in run["predictions"]:
+            assert p["prediction"] == "ABC"[max(range(3), key=p["option_scores"].__getitem__)]
+            assert p["correct"] == (p["prediction"] == p["answer"])
+    for reused, alone in zip(runs["reuse"]["predictions"], runs["default"]["predictions"]):
+        assert reused["option_scores"] == pytest.approx(alone["option_scores"], abs=1e-3)
+    model, processor = AutoModel.from_pretrained(tiny_model).eval(), AutoProcessor.from_pretrained(tiny_model)
+    first = runs["default"]["predictions"][0]
+    assert first["option_scores"][1] == pytest.approx(
+        uncached_option_score(model, processor, videos["bigbuckbunny.mp4"], QUESTIONS[0], "car"), abs=1e-3)
+    with pytest.raises(SystemExit):  # argparse refuses an unknown scoring by name
+        cli(["eval", str(tiny_model), "--data", str(root / "manifest.jsonl"), "--scoring", "letters"])
+
+
 # ---------------------------------------------------------------------------------------- the real micro model
 def test_liteframe_micro_session_answers_as_the_uncached_path(videos):
     """The real model and its byte-level BPE tokenizer (SmolLM2): the session's question tokens and answers are the

@@ -68,6 +68,28 @@ def test_needle_rows_are_the_eval_prompt_with_the_letter_as_the_only_target(benc
     assert frames == {8, 12}  # exactly the budget (whole clips), not capped by an fps draw
 
 
+def test_mcq_answer_text_trains_the_right_options_text_after_the_question_alone(bench, tiny_config):
+    """--mcq_answer text: the cloze formulation `liteframe eval --scoring likelihood` scores: the prompt is the
+    question alone (token for token what the eval asks) and the right option's text + end of turn the target."""
+    cfg = tiny_config(bench, "--frame_budgets", "8", "--frame_sampling", "processor", "--language_model",
+                      "asset:smollm2", "--mcq_answer", "text")
+    _, processor = build_lma_model(cfg)
+    table = VideoTable(cfg.train_data)
+    data = VideoConversationDataset(table, cfg, processor, seed=0, fixed=True)
+    questions = load_manifest(bench).questions
+    for i in range(len(data)):
+        row, sample = table.row(i), data[i]
+        labels = sample["labels"]
+        right = row["options"]["ABCD".index(row["answer"])]
+        assert processor.tokenizer.decode(labels[labels != -100]) == f"{right}<|im_end|>\n"
+        chat = [{"role": "user", "content": [{"type": "video", "video": str(questions[i].video)},
+                                             {"type": "text", "text": questions[i].question}]}]
+        prompt = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                               return_tensors="pt", num_frames=8)["input_ids"][0]
+        assert torch.equal(sample["input_ids"][: len(prompt)], prompt)
+        assert "A. " not in processor.tokenizer.decode(sample["input_ids"])  # no option list in the prompt
+
+
 def test_random_fps_sampling_caps_frames_by_duration(bench, tiny_config):
     """The default rule keeps its meaning: at 1 fps a ~30 s video never gets the 512-frame budget."""
     cfg = tiny_config(bench, "--frame_budgets", "512", "--min_fps", "1", "--max_fps", "1")

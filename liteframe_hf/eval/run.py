@@ -19,6 +19,11 @@ With --reuse-video the questions about one video share a video session (`VideoSe
 encoded and pre-filled once and each question generates from a copy of that prefix cache. Answers are the default
 protocol's (greedy, token for token); each question's timings are what it cost (the first question of a video pays
 the shared stages), and each point also reports the first questions' and the follow-ups' latencies apart.
+
+With --scoring likelihood a question is answered in the cloze formulation instead of by a letter: the prompt is the
+question alone, and the answer is the option the model finds most likely as its whole reply (mean log-probability
+per token; `VideoSession.score`). Small LLMs are scored this way (SmolLM2's own evaluations, OLMES): SmolLM2-135M
+cannot bind answer letters to options (docs/eval.md). The `generate` stage is then the options' scoring pass.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from .data import Manifest, ManifestError, Question, category_counts, load_manif
 STAGES = ("decode", "preprocess", "encode", "prefill", "generate")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEFAULT_MAX_NEW_TOKENS = 16  # lmms-eval's Video-MME setting; a letter needs one or two
+SCORINGS = ("generate", "likelihood")  # the answer letter by greedy decoding / the most likely option's text
 
 
 # ---------------------------------------------------------------------------------------------- model lookup
@@ -127,6 +133,7 @@ class Answer:
     new_tokens: int
     prompt_tokens: int
     token_ids: list[int] | None = None  # the generated tokens, to compare runs token for token
+    option_scores: list[float] | None = None  # --scoring likelihood: each option's mean log-probability per token
 
 
 def answer_question(model, processor, question: Question, num_frames: int, max_new_tokens: int) -> Answer:
@@ -204,7 +211,28 @@ def ask_in_session(session, prompt: str, max_new_tokens: int = DEFAULT_MAX_NEW_T
                   token_ids=new.tolist())
 
 
-def _answers_by_video(model, processor, questions, num_frames: int, max_new_tokens: int):
+def score_in_session(session, question: Question, first: bool = False) -> Answer:
+    """A manifest question answered in the cloze formulation: the most likely option as the reply to the question
+    alone (`VideoSession.score`); the answer's text is that option's letter. Timings as `ask_in_session`'s, with
+    the options' scoring pass as the generate stage."""
+    from .data import LETTERS
+
+    out = session.score(question.options, question=question.question)
+    shared, own = session.timings if first else {}, out.timings
+    timings = {"decode": shared.get("decode", 0.0), "preprocess": shared.get("preprocess", 0.0) + own["preprocess"],
+               "encode": shared.get("encode", 0.0), "prefill": shared.get("prefill", 0.0) + own["copy"],
+               "generate": own["score"]}
+    return Answer(text=LETTERS[out.best], timings=timings, new_tokens=0, prompt_tokens=out.prompt_tokens,
+                  token_ids=None, option_scores=[round(x, 4) for x in out.scores])
+
+
+def score_question(model, processor, question: Question, num_frames: int) -> Answer:
+    """`score_in_session` on a session of its own: the whole path for one question, nothing shared."""
+    with open_session(model, processor, question.video, num_frames) as session:
+        return score_in_session(session, question, first=True)
+
+
+def _answers_by_video(model, processor, questions, num_frames: int, max_new_tokens: int, scoring: str = "generate"):
     """(index, question, Answer or VideoDecodeError, first) for every question, one video session per video: the
     questions of a video in manifest order, videos in order of their first question."""
     from ..modeling.video_decoding_liteframe import VideoDecodeError
@@ -221,7 +249,10 @@ def _answers_by_video(model, processor, questions, num_frames: int, max_new_toke
             continue
         with session:
             for n, (index, question) in enumerate(asked):
-                yield index, question, ask_in_session(session, question.prompt, max_new_tokens, first=n == 0), n == 0
+                if scoring == "likelihood":
+                    yield index, question, score_in_session(session, question, first=n == 0), n == 0
+                else:
+                    yield index, question, ask_in_session(session, question.prompt, max_new_tokens, first=n == 0), n == 0
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -261,10 +292,13 @@ def _session_latency(records: list[dict]) -> dict:
             "videos": len(first)}
 
 
-def _answer_or_error(model, processor, question: Question, num_frames: int, max_new_tokens: int):
+def _answer_or_error(model, processor, question: Question, num_frames: int, max_new_tokens: int,
+                     scoring: str = "generate"):
     from ..modeling.video_decoding_liteframe import VideoDecodeError
 
     try:
+        if scoring == "likelihood":
+            return score_question(model, processor, question, num_frames)
         return answer_question(model, processor, question, num_frames, max_new_tokens)
     except VideoDecodeError as error:
         return error
@@ -285,6 +319,7 @@ def evaluate_model(
     log=print,
     command: str | None = None,
     reuse_video: bool = False,
+    scoring: str = "generate",
 ) -> dict:
     """Evaluate one model at each frame count; returns the JSON-ready result (see docs/eval.md). With `reuse_video`
     the questions about one video share a video session (see the module docstring)."""
@@ -296,6 +331,8 @@ def evaluate_model(
 
     if not frames or any(int(f) < 1 for f in frames):
         raise ValueError(f"--frames must be positive frame counts, got {frames}")
+    if scoring not in SCORINGS:
+        raise ValueError(f"--scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be positive, got {limit}")
     manifest: Manifest = load_manifest(data, skip_bad=skip_bad)
@@ -311,17 +348,13 @@ def evaluate_model(
     for requested in frames:
         num_frames = -(-int(requested) // clip_len) * clip_len  # the processor rounds up to whole clips
         for _ in range(warmup):  # untimed, unscored: first-call allocations and kernel selection
-            if reuse_video:
-                with open_session(model, processor, questions[0].video, num_frames) as session:
-                    ask_in_session(session, questions[0].prompt, max_new_tokens, first=True)
-            else:
-                answer_question(model, processor, questions[0], num_frames, max_new_tokens)
+            _answer_or_error(model, processor, questions[0], num_frames, max_new_tokens, scoring)
         records = []
         bar = tqdm(total=len(questions), desc=f"{info['label']} @ {num_frames} frames", unit="q", disable=not progress)
         if reuse_video:
-            answers = _answers_by_video(model, processor, questions, num_frames, max_new_tokens)
+            answers = _answers_by_video(model, processor, questions, num_frames, max_new_tokens, scoring)
         else:
-            answers = ((i, q, _answer_or_error(model, processor, q, num_frames, max_new_tokens), None)
+            answers = ((i, q, _answer_or_error(model, processor, q, num_frames, max_new_tokens, scoring), None)
                        for i, q in enumerate(questions))
         wall = time.perf_counter()
         for index, question, answer, first in answers:
@@ -337,6 +370,7 @@ def evaluate_model(
                 "id": question.id, "category": question.category, "frames": num_frames, "answer": question.answer,
                 "num_options": question.num_options, "prediction": answer.text, "new_tokens": answer.new_tokens,
                 "answer_ids": answer.token_ids,
+                **({"option_scores": answer.option_scores} if answer.option_scores is not None else {}),
                 "prompt_tokens": answer.prompt_tokens, "timings": {k: round(v, 3) for k, v in answer.timings.items()},
                 **({"first_of_video": first} if first is not None else {}), "_index": index,
             })
@@ -388,8 +422,11 @@ def evaluate_model(
         "frames": [p["frames"] for p in points],
         "max_new_tokens": max_new_tokens,
         "warmup": warmup,
-        "prompt": "question, one 'A. option' line per option, then: "
-                  "\"Answer with the option's letter from the given choices directly.\"",
+        "scoring": scoring,
+        "prompt": ("question, one 'A. option' line per option, then: "
+                   "\"Answer with the option's letter from the given choices directly.\"" if scoring == "generate" else
+                   "the question alone; each option's text (+ end of turn) scored as the reply, mean log-probability "
+                   "per token; the most likely option is the answer"),
         "latency_protocol": ("per question, batch 1, whole path, no cache; perf_counter per stage" if not reuse_video
                              else "per question, batch 1; the questions of a video share one video session (decode, "
                                   "encode, video prefill once; a copy of the prefix cache per question): each question's "
@@ -496,6 +533,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="questions about the same video share one video session: decode, encode and the video's "
                              "prefill once, a copy of its prefix cache per question (same answers; the JSON reports "
                              "first-question and follow-up latencies apart). Default: every question runs the whole path")
+    parser.add_argument("--scoring", default="generate", choices=SCORINGS,
+                        help="generate: greedy decoding of the answer letter (the standard MCQ prompt); likelihood: "
+                             "the cloze formulation, the option most likely as the reply to the question alone (how "
+                             "small LLMs are scored; the micro models' protocol, docs/eval.md)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -509,7 +550,8 @@ def main(args: argparse.Namespace) -> int:
         result = evaluate_model(args.model, args.data, args.frames, limit=args.limit, device=args.device,
                                 dtype=args.dtype, warmup=args.warmup, max_new_tokens=args.max_new_tokens,
                                 skip_bad=args.skip_bad, progress=not args.no_progress,
-                                log=lambda m: print(m, file=sys.stderr), command=command, reuse_video=args.reuse_video)
+                                log=lambda m: print(m, file=sys.stderr), command=command, reuse_video=args.reuse_video,
+                                scoring=args.scoring)
     except (ManifestError, ValueError) as error:
         print(f"liteframe eval: {error}", file=sys.stderr)
         return 2
@@ -530,5 +572,6 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["NAMED_MODELS", "STAGES", "answer_question", "ask", "ask_in_session", "card_rows", "evaluate_model",
-           "latency_summary", "load_model", "markdown_table", "open_session", "resolve_model", "score_point"]
+__all__ = ["NAMED_MODELS", "SCORINGS", "STAGES", "answer_question", "ask", "ask_in_session", "card_rows", "evaluate_model",
+           "latency_summary", "load_model", "markdown_table", "open_session", "resolve_model", "score_in_session",
+           "score_point", "score_question"]

@@ -203,6 +203,11 @@ class LMAConfig(TrainConfig):
                                                "processor plans an explicit num_frames (what `liteframe eval "
                                                "--frames N` feeds the model)", "data",
                                  choices=("random_fps", "processor"))
+    mcq_answer: str = option("letter", "what a multiple-choice row (no conversation column) trains: 'letter': the "
+                                       "standard MCQ prompt, the answer letter as the reply (`liteframe eval`); "
+                                       "'text': the question alone, the right option's text as the reply (the cloze "
+                                       "formulation, `liteframe eval --scoring likelihood`)", "data",
+                             choices=("letter", "text"))
     max_length: int | None = option(None, "drop (counted) samples whose tokens exceed this", "data")
     num_eval_samples: int = option(32, "held-out records scored at each evaluation (answer-token loss)", "logging")
     # --- output

@@ -306,17 +306,22 @@ def normalize_conversation(turns) -> list[dict]:
 MCQ_FIELDS = ("question", "options", "answer")
 
 
-def mcq_conversation(row: dict) -> list[dict]:
-    """A multiple-choice row (a `liteframe data needle` manifest line) as the one-turn chat `liteframe eval` asks:
-    the video, then the standard MCQ prompt (`liteframe_hf.eval.data.mcq_prompt`); the answer letter is the reply."""
+def mcq_conversation(row: dict, answer_as: str = "letter") -> list[dict]:
+    """A multiple-choice row (a `liteframe data needle` manifest line) as the one-turn chat `liteframe eval` asks.
+    answer_as "letter": the video, then the standard MCQ prompt (`liteframe_hf.eval.data.mcq_prompt`), the answer
+    letter as the reply; "text": the video, then the question alone, the right option's text as the reply (the
+    cloze formulation that `liteframe eval --scoring likelihood` scores)."""
     from ..eval.data import LETTERS, mcq_prompt
 
     options, answer = row["options"], str(row["answer"]).strip().upper()
     if not isinstance(options, list) or len(answer) != 1 or answer not in LETTERS[: len(options)]:
         raise SampleRejected(f"answer {row['answer']!r} is not one of the letters of {len(options)} options")
-    return [{"role": "user", "content": [{"type": "video"},
-                                         {"type": "text", "text": mcq_prompt(row["question"], options)}]},
-            {"role": "assistant", "content": answer}]
+    if answer_as == "text":
+        prompt, reply = str(row["question"]).strip(), str(options[LETTERS.index(answer)]).strip()
+    else:
+        prompt, reply = mcq_prompt(row["question"], options), answer
+    return [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]},
+            {"role": "assistant", "content": reply}]
 
 
 def tokenize_conversation(tokenizer, messages: list[dict], chat_template: str) -> tuple[list[int], list[int]]:
@@ -374,7 +379,8 @@ class VideoConversationDataset(_VideoSampleDataset):
 
     def _make(self, row_index: int, rng: np.random.Generator) -> dict:
         row = self.table.row(row_index)
-        messages = normalize_conversation(mcq_conversation(row) if self.mcq else row[self.cfg.conversation_column])
+        messages = normalize_conversation(mcq_conversation(row, self.cfg.mcq_answer) if self.mcq
+                                          else row[self.cfg.conversation_column])
         budget = int(rng.choice(self.cfg.frame_budgets))
         fps = float(rng.uniform(self.cfg.min_fps, self.cfg.max_fps))
         # Optional row fields: `window` [start, end] (s) samples only that span of the video (e.g. the seconds a
