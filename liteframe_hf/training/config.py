@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["TrainConfig", "CTDConfig", "LMAConfig", "parse_config", "load_config", "config_to_dict"]
+__all__ = ["TrainConfig", "CTDConfig", "LMAConfig", "AlignConfig", "parse_config", "load_config", "config_to_dict"]
 
 
 def option(default, help: str, group: str = "run", choices: tuple | None = None):
@@ -251,6 +251,40 @@ def _parse_mapping(text: str) -> dict:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a YAML/JSON mapping such as '{{num_hidden_layers: 6}}', got {text!r}")
     return value
+
+
+@dataclass
+class AlignConfig(TrainConfig):
+    """Token alignment: the projector learns to put each object's caption into the visual tokens that see it."""
+
+    output_dir: str = option("outputs/align", TrainConfig.__dataclass_fields__["output_dir"].metadata["help"])
+    base_model: str = option("teacher-vlm-micro", "the LiteFrame model whose projector is aligned: a micro model name "
+                                                  "(teacher-vlm-micro, liteframe-micro) or a LiteFrame folder", "model")
+    cache_frames: int | None = option(None, "frames of each clip encoded and cached (default: one clip, the tower's "
+                                            "clip_len; 1 for a per-frame tower such as the teacher VLM's)", "data")
+    feature_cache: str | None = option(None, "folder of the frozen tower's cached tokens (default: "
+                                             "output_dir/features); reused when it holds the same data and model", "data")
+    temperature: float = option(0.05, "softmax temperature of the tokens' cosine similarity to the captions",
+                                "objective")
+    min_object_share: float = option(0.3, "a token is its object's when the cut-out's box covers at least this share "
+                                          "of its cell; the others are background", "objective")
+    background_weight: float = option(0.2, "loss weight of a background token (an object token weighs 1)", "objective")
+    mse_weight: float = option(1.0, "weight of the MSE between a token and its target embedding (puts the tokens at "
+                                    "the scale of the LLM's input embeddings)", "objective")
+
+    def __post_init__(self) -> None:
+        if self.feature_cache is None:  # resolved here so config.yaml records the folder the run really uses
+            self.feature_cache = str(Path(self.output_dir) / "features")
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 < self.min_object_share <= 1.0:
+            raise ValueError(f"Invalid AlignConfig: min_object_share must be in (0, 1], got {self.min_object_share}")
+        if self.temperature <= 0 or self.background_weight < 0 or self.mse_weight < 0:
+            raise ValueError("Invalid AlignConfig: temperature must be positive, background_weight and mse_weight "
+                             "non-negative")
+        if self.cache_frames is not None and self.cache_frames < 1:
+            raise ValueError(f"Invalid AlignConfig: cache_frames must be >= 1, got {self.cache_frames}")
 
 
 def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, hints: dict) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ctd_loss", "ctd_metrics"]
+__all__ = ["ctd_loss", "ctd_metrics", "token_alignment_loss"]
 
 
 def ctd_loss(prediction: torch.Tensor, target: torch.Tensor, clip_sigma: float = 3.0) -> torch.Tensor:
@@ -49,3 +49,23 @@ def ctd_metrics(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, tor
         "mse": (p - t).square().mean(dim=(1, 2)),
         "cosine": F.cosine_similarity(p, t, dim=-1).mean(dim=1),
     }
+
+
+def token_alignment_loss(tokens: torch.Tensor, labels: torch.Tensor, object_share: torch.Tensor,
+                         targets: torch.Tensor, temperature: float = 0.05, min_object_share: float = 0.3,
+                         background_weight: float = 0.2, mse_weight: float = 1.0, reduce: bool = True) -> torch.Tensor:
+    """Token alignment (training/align.py). tokens (B, L, d): projector outputs; labels (B,): each clip's object;
+    object_share (B, L): the share of each token's cell its box covers; targets (C + 1, d): the captions' embeddings,
+    the last row the background's. A token covered by >= min_object_share is its object's, the others background;
+    each is classified by cosine similarity / temperature against every target (weight 1, background tokens
+    background_weight) and pulled towards its target by an MSE (weight mse_weight). Returns the mean, or with
+    reduce=False each clip's (B,)."""
+    background = targets.shape[0] - 1
+    covered = object_share >= min_object_share
+    target = torch.where(covered, labels[:, None], torch.full_like(labels[:, None], background))  # (B, L)
+    weight = torch.where(covered, 1.0, background_weight)
+    logits = F.normalize(tokens, dim=-1) @ F.normalize(targets, dim=-1).T / temperature  # (B, L, C + 1)
+    ce = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")  # (B, L)
+    mse = (tokens - targets[target]).square().mean(-1)  # (B, L)
+    per_clip = (ce * weight).sum(1) / weight.sum(1) + mse_weight * mse.mean(1)
+    return per_clip.mean() if reduce else per_clip

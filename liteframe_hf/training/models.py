@@ -20,7 +20,7 @@ from ..teachers import Teacher
 from .config import CTDConfig, LMAConfig
 from .data import resolve_spec
 
-__all__ = ["load_teacher", "student_config", "build_student", "build_lma_model", "lma_lora_config",
+__all__ = ["load_align_model", "load_teacher", "student_config", "build_student", "build_lma_model", "lma_lora_config",
            "check_student_matches_teacher", "load_projector"]
 
 
@@ -265,3 +265,18 @@ def lma_lora_config(cfg: LMAConfig):
         ["vision_tower"] if cfg.train_vision_tower else [])
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=cfg.lora_target_modules, modules_to_save=modules_to_save or None)
+
+
+def load_align_model(spec: str):
+    """(LiteFrameForConditionalGeneration in fp32, its processor) for token alignment: a micro model name
+    (`liteframe_hf.micro.MICRO_MODELS`, built on first use) or a LiteFrame folder."""
+    from transformers import AutoProcessor
+
+    from ..micro import MICRO_MODELS, build_micro_model
+
+    folder = build_micro_model(name=spec) if spec in MICRO_MODELS else Path(resolve_spec(spec))
+    if not (Path(folder) / "config.json").is_file():
+        raise FileNotFoundError(f"base_model {spec!r}: not a micro model name ({', '.join(MICRO_MODELS)}) nor a "
+                                f"LiteFrame folder (no config.json)")
+    model = LiteFrameForConditionalGeneration.from_pretrained(folder, dtype=torch.float32).eval()
+    return model, AutoProcessor.from_pretrained(folder)

@@ -1,0 +1,155 @@
+"""Frozen visual tokens of grounded clips, cached once: the data of token alignment (training/align.py).
+
+A grounded manifest (`liteframe data grounded`) row is a short clip with one captioned cut-out in view and its box.
+`build_feature_cache` decodes each clip's first frames as the video processor samples them, runs the frozen vision
+tower and pixel shuffle (the projector's input, what the projector sees at inference) and writes one safetensors
+file per manifest: ``tokens`` (N, L, D) bf16, ``object_share`` (N, L): the share of each token's cell that the
+box covers. The file's name holds a fingerprint of everything the tokens depend on (the manifest's rows, the tower's
+weights and config, the frames, the frame size), so a cache is reused only for the same data and model, and a new
+model or manifest writes a new file beside it. `GroundedFeatures` reads it as a Dataset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+__all__ = ["GroundedFeatures", "build_feature_cache", "caption_embeddings", "per_frame_tower"]
+
+
+def _rows(manifest) -> list[dict]:
+    path = Path(manifest)
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for i, row in enumerate(rows, start=1):
+        missing = [k for k in ("video", "caption", "box", "options", "answer") if k not in row]
+        if missing:
+            raise ValueError(f"{path}:{i}: a grounded row needs video, caption, box, options and answer; missing "
+                             f"{missing} (write grounded manifests with `liteframe data grounded`)")
+    return rows
+
+
+def _fingerprint(rows: list[dict], tower, frames: int, size: int) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[r["video"], r["caption"], r["box"]] for r in rows]).encode())
+    digest.update(json.dumps(tower.config.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(tower.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    digest.update(f"{frames}/{size}".encode())
+    return digest.hexdigest()[:16]
+
+
+def per_frame_tower(config) -> bool:
+    """Whether a LiteFrame vision tower encodes every frame on its own (the teacher VLM's copy of a per-frame ViT:
+    attention inside a frame, no temporal mixer or temporal merging); then any number of frames can be encoded."""
+    merges_time = any(int(f[0]) != 1 for f in (config.downsample_layers or {}).values())
+    return config.attention_scope == "frame" and config.temporal_mixer == "none" and not merges_time
+
+
+@contextlib.contextmanager
+def _clip_len(config, frames: int):
+    """Let a per-frame tower take clips of `frames` frames (its clip_len only groups frames for the prompt)."""
+    saved = config.clip_len
+    config.clip_len = frames
+    try:
+        yield
+    finally:
+        config.clip_len = saved
+
+
+@torch.no_grad()
+def build_feature_cache(accelerator, model, processor, manifest, folder, frames: int | None = None,
+                        batch_size: int = 16) -> Path:
+    """The cache file of `manifest`'s rows for `model`'s frozen tower (built by the main process when missing; the
+    others wait and read it). frames: the first frames of each clip (default: one clip, the tower's clip_len; fewer
+    only for a per-frame tower)."""
+    from tqdm.auto import tqdm
+
+    from ..data.grounded import GroundedViews
+    from ..modeling.modeling_liteframe import pixel_shuffle
+
+    tower = model.model.vision_tower
+    clip_len = int(tower.config.clip_len)
+    frames = frames or clip_len
+    if frames % clip_len and not per_frame_tower(tower.config):
+        raise ValueError(f"cache_frames={frames}: this tower encodes clips of {clip_len} frames together; use a "
+                         f"multiple of {clip_len}")
+    rows = _rows(manifest)
+    size = int(processor.video_processor.size["height"])
+    name = f"{Path(manifest).parent.name}-{_fingerprint(rows, tower, frames, size)}.safetensors"
+    path = Path(folder) / name
+    if accelerator.is_main_process and not path.is_file():
+        root = Path(manifest).parent
+        tokens, boxes = [], []
+        for start in tqdm(range(0, len(rows), batch_size), desc=f"features {Path(manifest).parent.name}",
+                          unit="batch", disable=not accelerator.is_local_main_process):
+            chunk = rows[start:start + batch_size]
+            videos = [str(root / r["video"]) if not Path(r["video"]).is_absolute() else r["video"] for r in chunk]
+            pixels = processor.video_processor(videos, num_frames=max(frames, clip_len),
+                                               return_tensors="pt")["pixel_values_videos"][:, :frames]
+            with _clip_len(tower.config, frames) if frames % clip_len else contextlib.nullcontext():
+                grid = tower(pixels.to(tower.dtype)).last_hidden_state  # (B, T', H', W', D)
+            b, t, h, w, d = grid.shape
+            shuffled = pixel_shuffle(grid.reshape(b * t, h, w, d), model.config.pixel_shuffle_factor)
+            tokens.append(shuffled.reshape(b, -1, shuffled.shape[-1]).to(torch.bfloat16))
+            boxes += [r["box"] for r in chunk]
+        tokens = torch.cat(tokens)
+        side = int(round((tokens.shape[1] // t) ** 0.5))  # tokens per frame (or clip) are a side x side grid
+        share = GroundedViews(None, None, [], [], torch.tensor(boxes)).object_share(side).repeat(1, t)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".partial")
+        meta = {"rows": json.dumps([{k: r[k] for k in ("caption", "options", "answer")} for r in rows]),
+                "manifest": str(Path(manifest).resolve()), "frames": str(frames)}
+        save_file({"tokens": tokens.contiguous(), "object_share": share.to(torch.float16).contiguous()}, str(tmp),
+                  metadata=meta)
+        tmp.replace(path)
+    accelerator.wait_for_everyone()
+    return path
+
+
+class GroundedFeatures(torch.utils.data.Dataset):
+    """A feature cache as a Dataset: item i = {"tokens" (L, D), "object_share" (L,), "labels" (caption index),
+    "options" (4 caption indices), "answer" (the right option's index)}. `vocabulary`: the caption list indices
+    refer to (default: this cache's sorted captions; held-out data takes the training set's)."""
+
+    def __init__(self, path, vocabulary: list[str] | None = None):
+        with safe_open(str(path), framework="pt") as f:
+            self.tokens, self.object_share = f.get_tensor("tokens"), f.get_tensor("object_share").float()
+            rows = json.loads(f.metadata()["rows"])
+        self.vocabulary = list(vocabulary) if vocabulary is not None else sorted({r["caption"] for r in rows})
+        index = {c: i for i, c in enumerate(self.vocabulary)}
+        unknown = sorted({c for r in rows for c in [r["caption"], *r["options"]]} - set(index))
+        if unknown:
+            raise ValueError(f"{path}: {len(unknown)} caption(s) outside the training vocabulary, e.g. {unknown[0]!r}: "
+                             f"held-out rows must ask about the objects trained on")
+        self.labels = torch.tensor([index[r["caption"]] for r in rows])
+        self.options = torch.tensor([[index[o] for o in r["options"]] for r in rows])
+        self.answer = torch.tensor(["ABCD".index(r["answer"]) for r in rows])
+        self.tokens_per_clip = int(self.tokens.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, key: int) -> dict:
+        i = key % len(self.labels)  # the training sampler's keys run on across epochs (epoch * n + i)
+        return {"key": key, "tokens": self.tokens[i], "object_share": self.object_share[i], "labels": self.labels[i],
+                "options": self.options[i], "answer": self.answer[i]}
+
+    @staticmethod
+    def collate(items: list[dict]) -> dict:
+        return {k: torch.tensor([item[k] for item in items]) if k == "key" else torch.stack([item[k] for item in items])
+                for k in items[0]}
+
+
+@torch.no_grad()
+def caption_embeddings(model, tokenizer, captions: list[str]) -> torch.Tensor:
+    """(len(captions), d_llm) fp32: the mean of the LLM's input embeddings of each caption's tokens (as it follows
+    a space), what token alignment pulls an object's tokens towards."""
+    table = model.get_input_embeddings().weight.float()
+    return torch.stack([table[tokenizer(" " + c, add_special_tokens=False)["input_ids"]].mean(0) for c in captions])

@@ -1,0 +1,114 @@
+"""Token alignment (training/align.py, issue 22): the cached tokens are exactly the projector's input at inference,
+the loss sends covered tokens to their caption and the rest to background, and a real run on grounded clips of the
+teacher VLM trains, evaluates, resumes, reuses its cache and writes a loadable model."""
+
+import contextlib
+import importlib.util
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate import Accelerator
+from transformers import AutoProcessor
+
+from liteframe_hf.cli import main as cli
+from liteframe_hf.modeling.modeling_liteframe import LiteFrameForConditionalGeneration
+from liteframe_hf.training.features import GroundedFeatures, build_feature_cache, caption_embeddings
+from liteframe_hf.training.losses import token_alignment_loss
+from liteframe_hf.training.models import load_align_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def grounded(tmp_path_factory):
+    """Grounded train (3 views) and val (2 views) manifests of the same 4 objects (seconds to write)."""
+    out = tmp_path_factory.mktemp("grounded")
+    for split, views in (("train", 3), ("val", 2)):
+        assert cli(["data", "grounded", "--split", split, "--out", str(out), "--views", str(views), "--objects", "4",
+                    "--seconds", "1"]) == 0
+    return {split: out / split / "manifest.jsonl" for split in ("train", "val")}
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return load_align_model("teacher-vlm-micro")
+
+
+def _align(*argv: str) -> dict:
+    spec = importlib.util.spec_from_file_location("_align_script", ROOT / "training" / "align.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return module.main(list(argv))
+
+
+def test_cached_tokens_are_the_projector_input_of_the_first_frame(grounded, teacher, tmp_path):
+    model, processor = teacher
+    path = build_feature_cache(Accelerator(cpu=True), model, processor, grounded["val"], tmp_path, frames=1)
+    data = GroundedFeatures(path)
+    assert len(data) == 8 and data.tokens_per_clip == 64 and data.tokens.dtype == torch.bfloat16
+    rows = [json.loads(line) for line in grounded["val"].read_text().splitlines()]
+    video = str(grounded["val"].parent / rows[0]["video"])
+    pixels = processor.video_processor([video], num_frames=4, return_tensors="pt")["pixel_values_videos"]
+    with torch.no_grad():
+        seen = model.model.get_video_features(pixels).pooler_output[0, :64]  # the first frame's 64 LLM tokens
+        from_cache = model.model.multi_modal_projector(data.tokens[0].float())
+    torch.testing.assert_close(from_cache, seen, rtol=0.05, atol=0.05 * seen.abs().mean().item())  # bf16 cache
+    # The object share follows the box: the covered cells are the tokens under the cut-out.
+    share = data.object_share[0].view(8, 8)
+    x, y, w, h = rows[0]["box"]
+    column, row = int((x + w / 2) / 426 * 8), int((y + h / 2) / 240 * 8)
+    assert share[row, column] > 0.3
+    assert float(share.sum()) * (426 / 8) * (240 / 8) == pytest.approx(w * h, rel=0.01)  # fp16 shares
+    assert data.vocabulary == sorted({r["caption"] for r in rows})
+    assert build_feature_cache(Accelerator(cpu=True), model, processor, grounded["val"], tmp_path, frames=1) == path
+    with pytest.raises(ValueError, match="outside the training vocabulary"):
+        GroundedFeatures(path, vocabulary=data.vocabulary[:2])
+
+
+def test_token_alignment_loss_sends_covered_tokens_to_their_caption_and_the_rest_to_background():
+    targets = torch.eye(3) * 2  # captions 0, 1 and background (row 2)
+    share = torch.tensor([[0.9, 0.1]])  # token 0 covers the object, token 1 does not
+    right = torch.stack([targets[1], targets[2]])[None]
+    wrong = torch.stack([targets[2], targets[1]])[None]
+    label = torch.tensor([1])
+    assert token_alignment_loss(right, label, share, targets) < 0.01
+    assert token_alignment_loss(wrong, label, share, targets) > 10
+    # Background tokens weigh background_weight: with weight 0 a wrong background token costs nothing.
+    half_wrong = torch.stack([targets[1], targets[0]])[None]
+    assert token_alignment_loss(half_wrong, label, share, targets, background_weight=0.0, mse_weight=0.0) < 0.01
+    per_clip = token_alignment_loss(torch.cat([right, wrong]), torch.tensor([1, 1]), share.repeat(2, 1), targets,
+                                    reduce=False)
+    assert per_clip.shape == (2,) and per_clip[0] < per_clip[1]
+
+
+def test_align_run_trains_evaluates_resumes_and_writes_a_loadable_model(grounded, teacher, tmp_path):
+    out = tmp_path / "run"
+    common = ["--config", str(ROOT / "training" / "configs" / "align_teacher_micro.yaml"), "--output_dir", str(out),
+              "--train_data", str(grounded["train"]), "--eval_data", str(grounded["val"]), "--per_device_batch_size",
+              "4", "--eval_steps", "2", "--save_steps", "2", "--logging_steps", "1"]
+    first = _align(*common, "--max_steps", "2")
+    assert first["step"] == 2 and 0.0 <= first["eval/four_way"] <= 1.0
+    cache = sorted((out / "features").glob("*.safetensors"))
+    assert [p.name.split("-")[0] for p in cache] == ["train", "val"]
+    built = {p: p.stat().st_mtime_ns for p in cache}
+    summary = _align(*common, "--max_steps", "4", "--resume_from_checkpoint", "latest")
+    assert summary["step"] == 4 and summary["steps_this_run"] == 2
+    assert {p: p.stat().st_mtime_ns for p in cache} == built  # the cache was read, not rebuilt
+    metrics = (out / "metrics.csv").read_text().splitlines()
+    assert "eval/four_way" in metrics[0] and len([m for m in metrics[1:] if m.split(",")[0] == "4"]) >= 1
+    aligned = LiteFrameForConditionalGeneration.from_pretrained(out / "aligned")
+    AutoProcessor.from_pretrained(out / "aligned")
+    base = teacher[0]
+    moved = aligned.model.multi_modal_projector.linear_2.weight - base.model.multi_modal_projector.linear_2.weight
+    assert moved.abs().max() > 0  # the projector trained
+    for name, param in aligned.model.language_model.state_dict().items():  # nothing else did
+        torch.testing.assert_close(param, base.model.language_model.state_dict()[name], rtol=0, atol=0)
+    # The targets are the captions' mean input embeddings.
+    data = GroundedFeatures(cache[0])
+    emb = caption_embeddings(base, teacher[1].tokenizer, data.vocabulary)
+    ids = teacher[1].tokenizer(" " + data.vocabulary[0], add_special_tokens=False)["input_ids"]
+    torch.testing.assert_close(emb[0], base.get_input_embeddings().weight[ids].mean(0))
