@@ -106,17 +106,10 @@ def linear_probe(train_x, train_y, test_x, test_y, n_classes: int, seed: int = 0
 
 
 def _load(model_ref: str):
-    from transformers import AutoProcessor
+    from .training.models import load_align_model
 
-    from .micro import MICRO_MODELS, build_micro_model
-    from .modeling.modeling_liteframe import LiteFrameForConditionalGeneration
-
-    folder = build_micro_model(name=model_ref) if model_ref in MICRO_MODELS else Path(model_ref)
-    if not (Path(folder) / "config.json").is_file():
-        raise FileNotFoundError(f"{model_ref}: not a micro model name ({', '.join(MICRO_MODELS)}) nor a LiteFrame "
-                                f"model folder (no config.json)")
-    model = LiteFrameForConditionalGeneration.from_pretrained(folder, dtype=torch.float32).eval()
-    return model, AutoProcessor.from_pretrained(folder).video_processor
+    model, processor = load_align_model(model_ref)
+    return model, processor.video_processor
 
 
 def run_probe(models: list[str], objects: int | None = 40, train_views: int = 24, heldout_views: int = 6, seed: int = 0,

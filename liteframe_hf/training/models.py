@@ -268,15 +268,15 @@ def lma_lora_config(cfg: LMAConfig):
 
 
 def load_align_model(spec: str):
-    """(LiteFrameForConditionalGeneration in fp32, its processor) for token alignment: a micro model name
-    (`liteframe_hf.micro.MICRO_MODELS`, built on first use) or a LiteFrame folder."""
+    """(LiteFrameForConditionalGeneration in fp32, eval mode; its processor) for token alignment and the probe: a
+    micro model name (`liteframe_hf.micro.MICRO_MODELS`, built on first use) or a LiteFrame folder."""
     from transformers import AutoProcessor
 
     from ..micro import MICRO_MODELS, build_micro_model
 
     folder = build_micro_model(name=spec) if spec in MICRO_MODELS else Path(resolve_spec(spec))
     if not (Path(folder) / "config.json").is_file():
-        raise FileNotFoundError(f"base_model {spec!r}: not a micro model name ({', '.join(MICRO_MODELS)}) nor a "
+        raise FileNotFoundError(f"{spec}: not a micro model name ({', '.join(MICRO_MODELS)}) nor a "
                                 f"LiteFrame folder (no config.json)")
     model = LiteFrameForConditionalGeneration.from_pretrained(folder, dtype=torch.float32).eval()
     return model, AutoProcessor.from_pretrained(folder)
