@@ -206,7 +206,9 @@ def test_pipeline_keeps_at_most_max_video_sessions(tiny, videos, encodes):
 
 
 # -------------------------------------------------------------------------------------------- eval --reuse-video
-def test_eval_reuse_video_matches_the_default_protocol(tiny_model, videos, tmp_path):
+def eval_both_ways(model, videos, tmp_path, *extra):
+    """A 6-question manifest on the two videos (3 questions each), evaluated with `liteframe eval` in the default
+    protocol and with --reuse-video (plus `extra` flags): (rows, {"default": JSON, "reuse": JSON})."""
     root = tmp_path / "bench"
     (root / "videos").mkdir(parents=True)
     rows = []
@@ -216,11 +218,16 @@ def test_eval_reuse_video_matches_the_default_protocol(tiny_model, videos, tmp_p
                   "answer": "ABC"[(i + j) % 3], "category": "identity"} for j, question in enumerate(QUESTIONS)]
     (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     runs = {}
-    for mode, extra in (("default", []), ("reuse", ["--reuse-video"])):
+    for mode, flags in (("default", []), ("reuse", ["--reuse-video"])):
         out = tmp_path / f"{mode}.json"
-        assert cli(["eval", str(tiny_model), "--data", str(root / "manifest.jsonl"), "--frames", "8", "--warmup", "0",
-                    "--no-progress", "--json", str(out), *extra]) == 0
+        assert cli(["eval", str(model), "--data", str(root / "manifest.jsonl"), "--frames", "8", "--warmup", "0",
+                    "--no-progress", "--json", str(out), *flags, *extra]) == 0
         runs[mode] = json.loads(out.read_text())
+    return rows, runs
+
+
+def test_eval_reuse_video_matches_the_default_protocol(tiny_model, videos, tmp_path):
+    rows, runs = eval_both_ways(tiny_model, videos, tmp_path)
     default, reuse = runs["default"], runs["reuse"]
     assert reuse["reuse_video"] and not default["reuse_video"]
     assert [p["id"] for p in reuse["predictions"]] == [r["id"] for r in rows]  # manifest order
@@ -264,20 +271,7 @@ def test_score_is_each_options_likelihood_as_the_reply(tiny, videos):
 
 
 def test_eval_likelihood_scoring_picks_the_most_likely_option(tiny_model, videos, tmp_path):
-    root = tmp_path / "bench"
-    (root / "videos").mkdir(parents=True)
-    rows = []
-    for i, name in enumerate(videos):
-        shutil.copy(videos[name], root / "videos" / name)
-        rows += [{"id": f"{name}-{j}", "video": f"videos/{name}", "question": question, "options": ["rabbit", "car", "bike"],
-                  "answer": "ABC"[(i + j) % 3], "category": "identity"} for j, question in enumerate(QUESTIONS)]
-    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    runs = {}
-    for mode, extra in (("default", []), ("reuse", ["--reuse-video"])):
-        out = tmp_path / f"{mode}.json"
-        assert cli(["eval", str(tiny_model), "--data", str(root / "manifest.jsonl"), "--frames", "8", "--warmup", "0",
-                    "--no-progress", "--scoring", "likelihood", "--json", str(out), *extra]) == 0
-        runs[mode] = json.loads(out.read_text())
+    rows, runs = eval_both_ways(tiny_model, videos, tmp_path, "--scoring", "likelihood")
     for run in runs.values():
         assert run["scoring"] == "likelihood"
         for p in run["predictions"]:
@@ -290,7 +284,7 @@ def test_eval_likelihood_scoring_picks_the_most_likely_option(tiny_model, videos
     assert first["option_scores"][1] == pytest.approx(
         uncached_option_score(model, processor, videos["bigbuckbunny.mp4"], QUESTIONS[0], "car"), abs=1e-3)
     with pytest.raises(SystemExit):  # argparse refuses an unknown scoring by name
-        cli(["eval", str(tiny_model), "--data", str(root / "manifest.jsonl"), "--scoring", "letters"])
+        cli(["eval", str(tiny_model), "--data", str(tmp_path / "bench" / "manifest.jsonl"), "--scoring", "letters"])
 
 
 # ---------------------------------------------------------------------------------------- the real micro model
