@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["GroundedViews", "ViewRenderer", "grounded_vocabulary", "render_views", "build_grounded", "add_arguments",
-           "main"]
+__all__ = ["GroundedViews", "ViewRenderer", "grounded_vocabulary", "object_share", "render_views", "build_grounded",
+           "add_arguments", "main"]
 
 RENDER_SIZE = (426, 240)  # the needle benchmark's frame size (width, height)
 CLIP_SPACING = 0.25  # seconds between the frames of an in-memory view: inside a needle's 1-3 s on-screen window
@@ -50,15 +50,20 @@ class GroundedViews:
     boxes: torch.Tensor
 
     def object_share(self, grid: int) -> torch.Tensor:
-        """(V, grid * grid): the share of each token's cell (a grid x grid tiling of the frame, row-major) that the
-        cut-out's box covers: which of a clip's tokens see the object."""
-        width, height = RENDER_SIZE
-        edges_x, edges_y = torch.linspace(0, width, grid + 1), torch.linspace(0, height, grid + 1)
-        x, y, w, h = self.boxes.float().unbind(1)
-        ox = ((x + w)[:, None].minimum(edges_x[None, 1:]) - x[:, None].maximum(edges_x[None, :-1])).clamp(min=0)
-        oy = ((y + h)[:, None].minimum(edges_y[None, 1:]) - y[:, None].maximum(edges_y[None, :-1])).clamp(min=0)
-        cell = (width / grid) * (height / grid)
-        return (oy[:, :, None] * ox[:, None, :]).flatten(1) / cell
+        """`object_share` of these views' boxes."""
+        return object_share(self.boxes, grid)
+
+
+def object_share(boxes: torch.Tensor, grid: int) -> torch.Tensor:
+    """(V, grid * grid): the share of each token's cell (a grid x grid tiling of the frame, row-major) that each box
+    (x, y, w, h at RENDER_SIZE) covers: which of a clip's tokens see the object."""
+    width, height = RENDER_SIZE
+    edges_x, edges_y = torch.linspace(0, width, grid + 1), torch.linspace(0, height, grid + 1)
+    x, y, w, h = boxes.float().unbind(1)
+    ox = ((x + w)[:, None].minimum(edges_x[None, 1:]) - x[:, None].maximum(edges_x[None, :-1])).clamp(min=0)
+    oy = ((y + h)[:, None].minimum(edges_y[None, 1:]) - y[:, None].maximum(edges_y[None, :-1])).clamp(min=0)
+    cell = (width / grid) * (height / grid)
+    return (oy[:, :, None] * ox[:, None, :]).flatten(1) / cell
 
 
 def grounded_vocabulary(objects: int | None = None, seed: int = 0, stamps=None, cache=None) -> list:

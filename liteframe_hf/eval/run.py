@@ -348,7 +348,14 @@ def evaluate_model(
     for requested in frames:
         num_frames = -(-int(requested) // clip_len) * clip_len  # the processor rounds up to whole clips
         for _ in range(warmup):  # untimed, unscored: first-call allocations and kernel selection
-            _answer_or_error(model, processor, questions[0], num_frames, max_new_tokens, scoring)
+            if reuse_video:
+                with open_session(model, processor, questions[0].video, num_frames) as session:
+                    if scoring == "likelihood":
+                        score_in_session(session, questions[0], first=True)
+                    else:
+                        ask_in_session(session, questions[0].prompt, max_new_tokens, first=True)
+            else:
+                _answer_or_error(model, processor, questions[0], num_frames, max_new_tokens, scoring)
         records = []
         bar = tqdm(total=len(questions), desc=f"{info['label']} @ {num_frames} frames", unit="q", disable=not progress)
         if reuse_video:

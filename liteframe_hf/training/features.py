@@ -71,7 +71,7 @@ def build_feature_cache(accelerator, model, processor, manifest, folder, frames:
     only for a per-frame tower)."""
     from tqdm.auto import tqdm
 
-    from ..data.grounded import GroundedViews
+    from ..data.grounded import object_share
     from ..modeling.modeling_liteframe import pixel_shuffle
 
     tower = model.model.vision_tower
@@ -101,7 +101,7 @@ def build_feature_cache(accelerator, model, processor, manifest, folder, frames:
             boxes += [r["box"] for r in chunk]
         tokens = torch.cat(tokens)
         side = int(round((tokens.shape[1] // t) ** 0.5))  # tokens per frame (or clip) are a side x side grid
-        share = GroundedViews(None, None, [], [], torch.tensor(boxes)).object_share(side).repeat(1, t)
+        share = object_share(torch.tensor(boxes), side).repeat(1, t)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".partial")
         meta = {"rows": json.dumps([{k: r[k] for k in ("caption", "options", "answer")} for r in rows]),
