@@ -155,8 +155,8 @@ def run_probe(models: list[str], objects: int | None = 40, train_views: int = 24
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="+", help="micro model names (teacher-vlm-micro, liteframe-micro, ...) or "
                                                   "LiteFrame model folders")
-    parser.add_argument("--objects", type=int, default=40, help="objects drawn from the seen stamp pool (default 40)")
-    parser.add_argument("--all-objects", action="store_true", help="every object of the seen pool")
+    parser.add_argument("--objects", type=int, default=40, help="objects drawn from the closed vocabulary (default 40)")
+    parser.add_argument("--all-objects", action="store_true", help="every object of the closed vocabulary")
     parser.add_argument("--train-views", type=int, default=24, help="views per object on train footage (default 24)")
     parser.add_argument("--heldout-views", type=int, default=6, help="views per object on held-out footage (default 6)")
     parser.add_argument("--seed", type=int, default=0)

@@ -169,6 +169,22 @@ def test_stamps_captions_and_seen_unseen_split(assets):
     assert 0.15 < len(pools["unseen"]) / len(stamps) < 0.25
     shuffled = [stamps[i] for i in np.random.default_rng(0).permutation(len(stamps))]
     assert {s.rel for s in needle.split_stamps(shuffled)["unseen"]} == {s.rel for s in pools["unseen"]}
+    # The closed vocabulary: CLOSED_OBJECTS seen objects, every file of each, none of a near-duplicate family.
+    closed = {s.caption for s in pools["closed"]}
+    assert len(closed) == needle.CLOSED_OBJECTS and closed <= seen
+    assert {s.rel for s in pools["closed"]} == {s.rel for s in pools["seen"] if s.caption in closed}
+    first = {c: min(s.rel for s in stamps if s.caption == c) for c in closed}
+    assert not any(rel.startswith(needle.NEAR_DUPLICATE_FOLDERS) for rel in first.values())
+    assert any(s.rel.startswith("symbols/alphabets/") for s in pools["seen"])  # the rule has something to leave out
+    assert {s.rel for s in needle.split_stamps(shuffled)["closed"]} == {s.rel for s in pools["closed"]}
+
+
+def test_train_val_test_ask_about_the_closed_vocabulary(built, assets):
+    """Every needle and every identity option of a test split is an object of the closed vocabulary."""
+    _, rows = built
+    closed = {s.caption for s in needle.split_stamps(needle.load_stamps(assets["stamps"]))["closed"]}
+    assert {n["caption"] for r in rows for n in r["needles"]} <= closed
+    assert {o for r in rows if r["category"] == "identity" for o in r["options"]} <= closed
 
 
 def test_answer_letters_are_balanced():

@@ -5,7 +5,7 @@ objects needs many *grounded* views of each: the cut-out pasted the benchmark's 
 height, anywhere in the frame, on real footage at 426x240) on many backgrounds, sizes and places. Train views use the
 train footage and, as augmentation, a random horizontal flip and colour gain; val views use the held-out footage
 without augmentation, so a score on them is a score on unseen views on unseen footage. Objects come from the needle
-benchmark's seen pool (`needle.split_stamps`): the vocabulary the benchmark asks about.
+benchmark's closed vocabulary (`needle.split_stamps`): the objects its train, val and test splits ask about.
 
 Each view is written as a short MP4 (`--seconds` at `--fps`, the cut-out static as in the benchmark) with one row in
 `manifest.jsonl`, in the needle manifest's format (an identity question with 4 options and the answer letter), plus
@@ -67,8 +67,9 @@ def object_share(boxes: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def grounded_vocabulary(objects: int | None = None, seed: int = 0, stamps=None, cache=None) -> list:
-    """Stamps of the needle benchmark's seen pool, one file per caption (the first by path), sorted by caption;
-    `objects`: a random subset of that many (drawn with `seed`), None: all."""
+    """Stamps of the needle benchmark's closed vocabulary (what its train, val and test splits ask about), one
+    file per caption (the first by path), sorted by caption; `objects`: a random subset of that many (drawn with
+    `seed`), None: all."""
     from .needle import load_stamps, split_stamps
 
     if stamps is None:
@@ -76,13 +77,13 @@ def grounded_vocabulary(objects: int | None = None, seed: int = 0, stamps=None, 
 
         stamps = ensure_assets(["stamps"], cache)["stamps"]
     first: dict[str, object] = {}
-    for s in split_stamps(load_stamps(stamps))["seen"]:
+    for s in split_stamps(load_stamps(stamps))["closed"]:
         if s.caption not in first or s.rel < first[s.caption].rel:
             first[s.caption] = s
     pool = [first[c] for c in sorted(first)]
     if objects is not None:
         if not 4 <= objects <= len(pool):
-            raise ValueError(f"objects must be 4..{len(pool)} (the seen pool's distinct captions), got {objects}")
+            raise ValueError(f"objects must be 4..{len(pool)} (the closed vocabulary's objects), got {objects}")
         picked = np.random.default_rng(seed).choice(len(pool), size=objects, replace=False)
         pool = [pool[i] for i in sorted(picked)]
     return pool
@@ -179,7 +180,7 @@ def _write_mp4(path: Path, frames: torch.Tensor, fps: int, crf: int) -> None:
 def build_grounded(out, split: str = "train", views: int = 20, seconds: float = 2.0, fps: int = 8, seed: int = 0,
                    objects: int | None = None, stamps=None, haystacks=None, cache=None, crf: int = 23,
                    progress: bool = True) -> Path:
-    """Render `views` grounded clips per object of the seen pool into OUT/SPLIT/videos and write
+    """Render `views` grounded clips per object of the closed vocabulary into OUT/SPLIT/videos and write
     OUT/SPLIT/manifest.jsonl; returns the manifest. Reruns keep the clips already written (same seed, same clips)."""
     from tqdm.auto import tqdm
 
@@ -231,7 +232,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train: train footage, augmented views; val: held-out footage, plain views")
     parser.add_argument("--out", required=True, help="output folder; the split goes to OUT/SPLIT/")
     parser.add_argument("--views", type=int, default=20, help="clips per object (default 20)")
-    parser.add_argument("--objects", type=int, default=None, help="a random subset of the seen pool (default: all)")
+    parser.add_argument("--objects", type=int, default=None, help="a random subset of the closed vocabulary (default: all 40)")
     parser.add_argument("--seconds", type=float, default=2.0, help="clip length (default 2)")
     parser.add_argument("--fps", type=int, default=8, help="frames per second (default 8)")
     parser.add_argument("--seed", type=int, default=0)
