@@ -61,7 +61,11 @@ def test_cached_tokens_are_the_projector_input_of_the_first_frame(grounded, teac
     share = data.object_share[0].view(8, 8)
     x, y, w, h = rows[0]["box"]
     column, row = int((x + w / 2) / 426 * 8), int((y + h / 2) / 240 * 8)
-    assert share[row, column] > 0.3
+    cell_w, cell_h = 426 / 8, 240 / 8
+    overlap_x = min(x + w, (column + 1) * cell_w) - max(x, column * cell_w)
+    overlap_y = min(y + h, (row + 1) * cell_h) - max(y, row * cell_h)
+    assert float(share[row, column]) == pytest.approx(overlap_x * overlap_y / (cell_w * cell_h), abs=2e-3)
+    assert float(share[row, column]) > 0
     assert float(share.sum()) * (426 / 8) * (240 / 8) == pytest.approx(w * h, rel=0.01)  # fp16 shares
     assert data.vocabulary == sorted({r["caption"] for r in rows})
     assert build_feature_cache(Accelerator(cpu=True), model, processor, grounded["val"], tmp_path, frames=1) == path
@@ -112,3 +116,64 @@ def test_align_run_trains_evaluates_resumes_and_writes_a_loadable_model(grounded
     emb = caption_embeddings(base, teacher[1].tokenizer, data.vocabulary)
     ids = teacher[1].tokenizer(" " + data.vocabulary[0], add_special_tokens=False)["input_ids"]
     torch.testing.assert_close(emb[0], base.get_input_embeddings().weight[ids].mean(0))
+
+
+def _lma(*argv: str) -> dict:
+    spec = importlib.util.spec_from_file_location("_lma_script", ROOT / "training" / "lma.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return module.main(list(argv))
+
+
+def test_lma_alignment_weight_adds_the_token_alignment_loss_of_each_grounded_row(grounded, teacher, tmp_path):
+    """lma.py --alignment_weight w: the first step's loss is the answer loss + w x the mean over the rows of the
+    token-alignment loss of each row's projector tokens (computed here from `get_video_features`, not lma.py's
+    hook), and the projector then trains on it."""
+    from liteframe_hf.data.grounded import object_share
+    from liteframe_hf.training.config import LMAConfig, parse_config
+    from liteframe_hf.training.data import VideoConversationDataset, VideoTable, caption_vocabulary
+
+    model, processor = teacher
+    base = tmp_path / "base"
+    model.save_pretrained(base)
+    processor.save_pretrained(base)
+    rows = sum(1 for _ in open(grounded["train"]))
+    common = ["--config", str(ROOT / "training" / "configs" / "lma_caption_teacher_micro.yaml"), "--base_model",
+              str(base), "--train_data", str(grounded["train"]), "--eval_data", str(grounded["val"]),
+              "--per_device_batch_size", str(rows), "--max_steps", "1", "--logging_steps", "1", "--eval_steps", "0",
+              "--num_eval_samples", "2", "--no-save_merged", "--num_workers", "0"]
+    first_loss = {}
+    for weight in ("0", "2"):
+        _lma(*common, "--output_dir", str(tmp_path / weight), "--alignment_weight", weight)
+        metrics = (tmp_path / weight / "metrics.csv").read_text().splitlines()
+        header, step1 = metrics[0].split(","), next(m.split(",") for m in metrics[1:] if m.startswith("1,"))
+        first_loss[weight] = float(step1[header.index("loss")])
+
+    cfg = parse_config(LMAConfig, common + ["--output_dir", str(tmp_path / "x")])
+    table = VideoTable(cfg.train_data)
+    vocabulary = caption_vocabulary(table)
+    assert len(vocabulary) == 4
+    data = VideoConversationDataset(table, cfg, processor, seed=0, fixed=True, vocabulary=vocabulary)
+    targets = caption_embeddings(model, processor.tokenizer, vocabulary + ["background"])
+    losses = []
+    with torch.no_grad():
+        for i in range(len(data)):
+            sample = data[i]
+            assert vocabulary[int(sample["object"])] == table.row(i)["caption"]
+            tokens = model.get_video_features(sample["pixel_values_videos"][None]).pooler_output  # (1, 4 x 64, d)
+            share = object_share(sample["box"][None], 8).repeat(1, 4)  # 8 x 8 tokens per frame, 4 frames
+            losses.append(token_alignment_loss(tokens, sample["object"][None], share, targets))
+    expected = 2 * torch.stack(losses).mean().item()
+    assert expected > 0.1
+    assert first_loss["2"] - first_loss["0"] == pytest.approx(expected, rel=2e-3)
+    trained = [load_file_projector(tmp_path / w / "adapter") for w in ("0", "2")]
+    assert not torch.allclose(trained[0], trained[1])  # the alignment term moved the projector
+
+
+def load_file_projector(adapter: Path) -> torch.Tensor:
+    """The trained projector's linear_2 weight in a saved LMA adapter (peft modules_to_save)."""
+    from safetensors.torch import load_file
+
+    weights = load_file(str(adapter / "adapter_model.safetensors"))
+    return next(v for k, v in weights.items() if "multi_modal_projector" in k and k.endswith("linear_2.weight"))

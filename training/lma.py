@@ -4,6 +4,9 @@
 Data flow per step: (video, conversation) records -> frames (budget from frame_budgets, fps in [1, 4]; decoded in
 DataLoader workers) -> prompt with tokens_per_clip <IMG_CONTEXT> placeholders per clip -> LiteFrame encoder ->
 projector -> LLM with LoRA (r=4, alpha=8, dropout 0.05 on its linear layers) -> loss on the answer tokens only.
+With --alignment_weight w > 0, grounded rows (caption + box, `liteframe data grounded`) add w x align.py's
+token-alignment loss on the projector's tokens: the caption stage of recognition keeps the object's tokens at its
+caption while LoRA learns to name it.
 
     python training/lma.py --config training/configs/lma_micro.yaml
     accelerate launch --config_file training/accelerate/ddp.yaml training/lma.py --config training/configs/lma_paper.yaml
@@ -38,7 +41,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     from liteframe_hf.hub import write_pipeline_entry
     from liteframe_hf.modeling.modeling_liteframe import LiteFrameForConditionalGeneration
-    from liteframe_hf.training.data import ConversationCollator, VideoConversationDataset, VideoTable
+    from liteframe_hf.data.grounded import object_share
+    from liteframe_hf.training.data import (ConversationCollator, VideoConversationDataset, VideoTable,
+                                            caption_vocabulary)
+    from liteframe_hf.training.features import caption_embeddings
+    from liteframe_hf.training.losses import token_alignment_loss
     from liteframe_hf.training.loop import RunFinished, finish_run, frozen_dtype, prepare_training, start_run, train
     from liteframe_hf.micro import peft_wrapping
     from liteframe_hf.training.models import build_lma_model, lma_lora_config
@@ -66,8 +73,26 @@ def main(argv: list[str] | None = None) -> dict:
     tokenizer = processor.tokenizer
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.alignment_weight:
+        if not (cfg.train_projector or cfg.train_vision_tower):
+            raise ValueError("alignment_weight trains the visual tokens: set train_projector (or train_vision_tower)")
+        # Token alignment beside the answer loss: the objects are the training rows' captions (align.py's order),
+        # their targets the captions' mean input embeddings (frozen), "background" last.
+        vocabulary = caption_vocabulary(VideoTable(cfg.train_data, cfg.video_column, cfg.data_split))
+        targets = caption_embeddings(model, tokenizer, vocabulary + ["background"]).to(accelerator.device)
+        frames_out, height_out, _ = model.config.vision_config.output_grid(processor.video_processor.size["height"])
+        side, token_frames = height_out // model.config.pixel_shuffle_factor, frames_out
+        clip_len = model.config.vision_config.clip_len
+        accelerator.print(f"token alignment (weight {cfg.alignment_weight}) on the grounded rows of "
+                          f"{len(vocabulary)} objects")
+    else:
+        vocabulary = None
     with peft_wrapping():
         model = get_peft_model(model, lma_lora_config(cfg))
+    # The projector's output (every clip's LLM tokens) for the alignment term: the shortest module path ending in
+    # multi_modal_projector is the projector as a whole (under peft, its modules_to_save wrapper).
+    projector = min(((n, m) for n, m in model.named_modules() if n.endswith("multi_modal_projector")),
+                    key=lambda nm: len(nm[0]))[1]
     for param in model.parameters():  # trained weights (LoRA, projector copy) in fp32 for AdamW; frozen ones stay in dtype
         if param.requires_grad:
             param.data = param.data.float()
@@ -94,7 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
         accelerator.print(f"data: training on the first {cut} of the {len(table)} rows of {cfg.train_data}; the last "
                           f"{cfg.num_eval_samples} are held out for eval/loss (--num_eval_samples; pass --eval_data to "
                           f"train on every row)")
-    train_set = VideoConversationDataset(table, cfg, processor, seed=cfg.seed, fixed=False, rows=train_rows)
+    train_set = VideoConversationDataset(table, cfg, processor, seed=cfg.seed, fixed=False, rows=train_rows,
+                                         vocabulary=vocabulary)
     eval_set = VideoConversationDataset(eval_table, cfg, processor, seed=cfg.seed + 1, fixed=True, rows=eval_rows)
     collate = ConversationCollator(tokenizer.pad_token_id)
 
@@ -106,12 +132,37 @@ def main(argv: list[str] | None = None) -> dict:
     def answer_tokens(batch) -> torch.Tensor:
         return (batch["labels"][:, 1:] != -100).sum()
 
+    rows_per_step = cfg.per_device_batch_size * accelerator.num_processes * accelerator.gradient_accumulation_steps
+
+    def alignment_loss(batch, tokens: torch.Tensor) -> torch.Tensor:
+        """Sum over the micro-batch's grounded rows of each row's token-alignment loss (the mean over its clips).
+        tokens: (clips, tokens_per_clip, d) of every encoded clip, the batch's videos one after another."""
+        shares = object_share(batch["box"].cpu(), side).repeat(1, token_frames).to(tokens.device)  # (B, tokens_per_clip)
+        total = tokens.new_zeros(())
+        per_video = tokens.split((batch["video_num_frames"] // clip_len).tolist())
+        for clips, obj, share in zip(per_video, batch["object"], shares):
+            if obj >= 0:
+                total = total + token_alignment_loss(
+                    clips.float(), obj.expand(len(clips)), share.expand(len(clips), -1), targets, cfg.temperature,
+                    cfg.min_object_share, cfg.background_weight, cfg.mse_weight)
+        return total
+
     def micro_step(batch, timer, step_items):
         """Video LLM forward with LoRA -> summed loss of the answer tokens / the step's answer tokens (over every
-        micro-batch and process: the step's loss is the mean per answer token) -> backward."""
+        micro-batch and process: the step's loss is the mean per answer token) [+ alignment_weight x the
+        token-alignment loss summed over grounded rows / the step's rows] -> backward."""
         with timer("model"):
-            with accelerator.autocast():
-                loss = model(**{k: batch[k] for k in MODEL_INPUTS}, num_items_in_batch=step_items.total).loss
+            captured = []
+            hook = (projector.register_forward_hook(lambda module, args, out: captured.append(out))
+                    if cfg.alignment_weight else None)
+            try:
+                with accelerator.autocast():
+                    loss = model(**{k: batch[k] for k in MODEL_INPUTS}, num_items_in_batch=step_items.total).loss
+            finally:
+                if hook is not None:
+                    hook.remove()
+            if cfg.alignment_weight:
+                loss = loss + cfg.alignment_weight * alignment_loss(batch, captured[0]) / rows_per_step
             step_items.backward(loss)
         return loss, torch.stack([torch.tensor(batch["input_ids"].shape[0]), batch["video_num_frames"].sum().cpu(),
                                   answer_tokens(batch).cpu(), torch.tensor(int(batch["skipped"]))])

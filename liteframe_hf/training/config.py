@@ -169,7 +169,31 @@ LLM_LINEAR_LAYERS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj
 
 
 @dataclass
-class LMAConfig(TrainConfig):
+class TokenAlignmentConfig(TrainConfig):
+    """The token-alignment objective's settings (`losses.token_alignment_loss`): align.py's objective, and the
+    term LMA adds with alignment_weight."""
+
+    temperature: float = option(0.05, "token alignment: softmax temperature of the tokens' cosine similarity to the "
+                                      "captions", "objective")
+    min_object_share: float = option(0.3, "token alignment: a token is its object's when the cut-out's box covers at "
+                                          "least this share of its cell; the others are background", "objective")
+    background_weight: float = option(0.2, "token alignment: loss weight of a background token (an object token "
+                                           "weighs 1)", "objective")
+    mse_weight: float = option(1.0, "token alignment: weight of the MSE between a token and its target embedding "
+                                    "(puts the tokens at the scale of the LLM's input embeddings)", "objective")
+
+    def validate(self) -> None:
+        super().validate()
+        name = type(self).__name__
+        if not 0.0 < self.min_object_share <= 1.0:
+            raise ValueError(f"Invalid {name}: min_object_share must be in (0, 1], got {self.min_object_share}")
+        if self.temperature <= 0 or self.background_weight < 0 or self.mse_weight < 0:
+            raise ValueError(f"Invalid {name}: temperature must be positive, background_weight and mse_weight "
+                             "non-negative")
+
+
+@dataclass
+class LMAConfig(TokenAlignmentConfig):
     """Language Model Adaptation: LoRA on the LLM (+ the projector) over (video, conversation) records."""
 
     output_dir: str = option("outputs/lma", TrainConfig.__dataclass_fields__["output_dir"].metadata["help"])
@@ -209,6 +233,10 @@ class LMAConfig(TrainConfig):
                                        "formulation, `liteframe eval --scoring likelihood`)", "data",
                              choices=("letter", "text"))
     max_length: int | None = option(None, "drop (counted) samples whose tokens exceed this", "data")
+    alignment_weight: float = option(0.0, "weight of the token-alignment loss (align.py's objective) beside the answer "
+                                          "loss, on grounded rows (with caption and box; `liteframe data grounded`): "
+                                          "keeps the projector's tokens of the object at its caption while LoRA "
+                                          "trains; 0: off", "objective")
     num_eval_samples: int = option(32, "held-out records scored at each evaluation (answer-token loss)", "logging")
     # --- output
     save_merged: bool = option(False, "also save the LoRA-merged model to <output_dir>/merged", "output")
@@ -220,6 +248,8 @@ class LMAConfig(TrainConfig):
         if self.frame_sampling not in ("random_fps", "processor"):
             raise ValueError(f"Invalid LMAConfig: frame_sampling must be 'random_fps' or 'processor'; got "
                              f"{self.frame_sampling!r}")
+        if self.alignment_weight < 0:
+            raise ValueError(f"Invalid LMAConfig: alignment_weight must be >= 0; got {self.alignment_weight}")
 
 
 # The recipe each script's --help names as the --config example.
@@ -254,7 +284,7 @@ def _parse_mapping(text: str) -> dict:
 
 
 @dataclass
-class AlignConfig(TrainConfig):
+class AlignConfig(TokenAlignmentConfig):
     """Token alignment: the projector learns to put each object's caption into the visual tokens that see it."""
 
     output_dir: str = option("outputs/align", TrainConfig.__dataclass_fields__["output_dir"].metadata["help"])
@@ -264,13 +294,6 @@ class AlignConfig(TrainConfig):
                                             "clip_len; 1 for a per-frame tower such as the teacher VLM's)", "data")
     feature_cache: str | None = option(None, "folder of the frozen tower's cached tokens (default: "
                                              "output_dir/features); reused when it holds the same data and model", "data")
-    temperature: float = option(0.05, "softmax temperature of the tokens' cosine similarity to the captions",
-                                "objective")
-    min_object_share: float = option(0.3, "a token is its object's when the cut-out's box covers at least this share "
-                                          "of its cell; the others are background", "objective")
-    background_weight: float = option(0.2, "loss weight of a background token (an object token weighs 1)", "objective")
-    mse_weight: float = option(1.0, "weight of the MSE between a token and its target embedding (puts the tokens at "
-                                    "the scale of the LLM's input embeddings)", "objective")
 
     def __post_init__(self) -> None:
         if self.feature_cache is None:  # resolved here so config.yaml records the folder the run really uses
@@ -278,11 +301,6 @@ class AlignConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not 0.0 < self.min_object_share <= 1.0:
-            raise ValueError(f"Invalid AlignConfig: min_object_share must be in (0, 1], got {self.min_object_share}")
-        if self.temperature <= 0 or self.background_weight < 0 or self.mse_weight < 0:
-            raise ValueError("Invalid AlignConfig: temperature must be positive, background_weight and mse_weight "
-                             "non-negative")
         if self.cache_frames is not None and self.cache_frames < 1:
             raise ValueError(f"Invalid AlignConfig: cache_frames must be >= 1, got {self.cache_frames}")
 

@@ -36,6 +36,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "resolve_spec",
     "VideoTable",
+    "caption_vocabulary",
     "EpochSampler",
     "CTDClipDataset",
     "VideoConversationDataset",
@@ -132,6 +133,16 @@ class VideoTable:
 
 
 # ----------------------------------------------------------------------------------------------- order
+def caption_vocabulary(table: VideoTable) -> list[str]:
+    """The sorted captions of a table's grounded rows (caption and box columns, `liteframe data grounded`): the
+    objects token alignment classifies, in the order align.py's feature cache uses."""
+    columns = table.records.column_names
+    if "caption" not in columns or "box" not in columns:
+        raise ValueError(f"{table.spec}: token alignment needs grounded rows with 'caption' and 'box' columns (write "
+                         f"them with `liteframe data grounded`); columns: {columns}")
+    return sorted({c for c, b in zip(table.records["caption"], table.records["box"]) if c and b is not None})
+
+
 class EpochSampler(Sampler[int]):
     """Keys ``epoch * n + i`` for a permutation of range(n) seeded by (seed, epoch) (identity when not shuffling).
 
@@ -364,8 +375,11 @@ class VideoConversationDataset(_VideoSampleDataset):
     """
 
     def __init__(self, table: VideoTable, cfg: LMAConfig, processor, seed: int, fixed: bool,
-                 rows: list[int] | None = None):
+                 rows: list[int] | None = None, vocabulary: list[str] | None = None):
         rows = list(range(len(table))) if rows is None else list(rows)
+        # With a caption vocabulary (token alignment), each sample also carries its grounded object: "object" (the
+        # caption's index, -1 for a row without caption and box) and "box" (x, y, w, h; zeros without).
+        self.objects = {c: i for i, c in enumerate(vocabulary)} if vocabulary is not None else None
         video_processor = processor.video_processor
         super().__init__(table, rows, len(rows), seed, fixed, video_processor)
         self.cfg, self.processor, self.clip_len = cfg, processor, int(video_processor.clip_len)
@@ -410,7 +424,12 @@ class VideoConversationDataset(_VideoSampleDataset):
         input_ids, labels = tokenize_conversation(self.processor.tokenizer, messages, self.processor.chat_template)
         if self.cfg.max_length and len(input_ids) > self.cfg.max_length:
             raise SampleRejected(f"{len(input_ids)} tokens > max_length={self.cfg.max_length} with {num_frames} frames")
-        return {"input_ids": torch.tensor(input_ids), "labels": torch.tensor(labels), "pixel_values_videos": pixels}
+        sample = {"input_ids": torch.tensor(input_ids), "labels": torch.tensor(labels), "pixel_values_videos": pixels}
+        if self.objects is not None:
+            grounded = row.get("box") is not None and row.get("caption") in self.objects
+            sample["object"] = torch.tensor(self.objects[row["caption"]] if grounded else -1)
+            sample["box"] = torch.tensor(row["box"] if grounded else [0, 0, 0, 0], dtype=torch.float32)
+        return sample
 
 
 @dataclass
@@ -436,5 +455,6 @@ class ConversationCollator:
                 "pixel_values_videos": pixels,
                 "video_num_frames": torch.tensor([s["pixel_values_videos"].shape[0] for s in samples]),
                 "key": torch.tensor([s["key"] for s in samples]),
-                "skipped": torch.tensor(sum(s["skipped"] for s in samples))}
+                "skipped": torch.tensor(sum(s["skipped"] for s in samples)),
+                **{k: torch.stack([s[k] for s in samples]) for k in ("object", "box") if k in samples[0]}}
 
