@@ -2,7 +2,7 @@
 
 Grounded clips are rendered on the fly the needle benchmark's way (a captioned cut-out pasted onto 4 frames of real
 footage at 426x240, then resized to the model's input by the processor's resize): *train views* on the train
-footage, *held-out views* on the held-out footage (the val/test pool), for objects of the seen stamp pool. For each
+footage, *held-out views* on the held-out footage (the val/test pool), for objects of the closed vocabulary. For each
 model and each feature (the encoder's output tokens, the projector's LLM-space tokens; mean- and max-pooled over a
 clip's tokens) a multinomial logistic regression is fitted on the train views and scored on the held-out views:
 N-way top-1 and the benchmark's 4-way identity (the true object against 3 other objects of the vocabulary).

@@ -71,6 +71,11 @@ def test_bench_step_times_each_setting_in_its_own_process(tmp_path):
     assert [(r["setting"], r["omp_wait_policy"], r["processes"], r["threads"]) for r in rows] == [
         ("fp32", "PASSIVE", 1, 1), ("bf16-weights", "PASSIVE", 1, 1)]
     assert all(0 < r["min_s"] <= r["median_s"] <= r["max_s"] for r in rows)
+    # --beside: the copies meet before their timed steps, and every copy's steps are counted.
+    assert cli(["bench", "step", "--model", "liteframe-micro", "--batch", "2", "--steps", "2", "--settings",
+                "bf16-weights", "--policies", "PASSIVE", "--beside", "1", "--threads", "1", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["processes"] == 2 and row["timed_steps"] == 4 and row["load_before"] >= 0
 
 
 def test_grounded_clips_and_manifest(tmp_path):

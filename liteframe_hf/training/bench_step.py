@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from statistics import median
@@ -42,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's)")
     parser.add_argument("--json", default=None, help="write the rows here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # one setting, in a child process
+    parser.add_argument("--barrier", default=None, help=argparse.SUPPRESS)  # folder the copies meet in
+    parser.add_argument("--copies", type=int, default=1, help=argparse.SUPPRESS)
 
 
 def _worker(args) -> dict:
@@ -78,6 +81,12 @@ def _worker(args) -> dict:
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=setting != "fp32")
     times = []
     for step in range(1 + args.steps):
+        if step == 1 and args.barrier:
+            # Every copy starts its timed steps together, after loading and its untimed step: a copy that loads
+            # faster must not time steps that ran alone.
+            Path(args.barrier, str(os.getpid())).touch()
+            while len(os.listdir(args.barrier)) < args.copies:
+                time.sleep(0.05)
         start = time.perf_counter()
         with autocast:
             loss = model(input_ids=input_ids, pixel_values_videos=pixels.to(frozen), labels=labels).loss
@@ -94,16 +103,20 @@ def _run(args, setting: str, policy: str, beside: int) -> dict:
     env.pop("OMP_WAIT_POLICY", None)
     if policy == "PASSIVE":
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-    cmd = [sys.executable, "-m", "liteframe_hf.cli", "bench", "step", "--model", args.model, "--batch", str(args.batch),
-           "--steps", str(args.steps), "--worker", setting] + (["--threads", str(args.threads)] if args.threads else [])
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(1 + beside)]
-    outs = [p.communicate()[0] for p in procs]
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as barrier:
+        cmd = [sys.executable, "-m", "liteframe_hf.cli", "bench", "step", "--model", args.model, "--batch",
+               str(args.batch), "--steps", str(args.steps), "--worker", setting, "--barrier", barrier, "--copies",
+               str(1 + beside)] + (["--threads", str(args.threads)] if args.threads else [])
+        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(1 + beside)]
+        outs = [p.communicate()[0] for p in procs]
     if any(p.returncode for p in procs):
         raise RuntimeError(f"bench step worker failed ({setting}, {policy}): see its stderr above")
-    first = json.loads(outs[0].strip().splitlines()[-1])
-    seconds = first["seconds"]
-    return {"setting": setting, "omp_wait_policy": policy, "processes": 1 + beside, "threads": first["threads"],
-            "batch": args.batch, "median_s": median(seconds), "min_s": min(seconds), "max_s": max(seconds)}
+    results = [json.loads(out.strip().splitlines()[-1]) for out in outs]
+    seconds = [t for r in results for t in r["seconds"]]  # every copy's timed steps: they ran side by side
+    return {"setting": setting, "omp_wait_policy": policy, "processes": 1 + beside, "threads": results[0]["threads"],
+            "batch": args.batch, "median_s": median(seconds), "min_s": min(seconds), "max_s": max(seconds),
+            "timed_steps": len(seconds), "load_before": round(load, 2)}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -120,9 +133,10 @@ def main(args: argparse.Namespace) -> int:
                 r = rows[-1]
                 print(f"{setting:14s} OMP_WAIT_POLICY {policy:8s} {r['processes']} process(es) x {r['threads']} "
                       f"threads: median {r['median_s']:.2f} s per step of {args.batch}", flush=True)
-    columns = ["setting", "omp_wait_policy", "processes", "threads", "batch", "median_s", "min_s", "max_s"]
-    print(f"\n{args.model}, one LMA/alignment step (LoRA r4 + projector, AdamW), {cpu_name()}, "
-          f"load before start {os.getloadavg()[0]:.2f}")
+    columns = ["setting", "omp_wait_policy", "processes", "threads", "batch", "median_s", "min_s", "max_s",
+               "load_before"]
+    print(f"\n{args.model}, one LMA/alignment step (LoRA r4 + projector, AdamW), {cpu_name()}; times over every "
+          f"process's timed steps; load_before: the 1-minute load average when the row started")
     print(markdown_table(columns, [[r[c] for c in columns] for r in rows]))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
