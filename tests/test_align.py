@@ -37,12 +37,17 @@ def teacher():
     return load_align_model("teacher-vlm-micro")
 
 
-def _align(*argv: str) -> dict:
-    spec = importlib.util.spec_from_file_location("_align_script", ROOT / "training" / "align.py")
+def _script(name: str, *argv: str) -> dict:
+    """Run training/NAME.py's main in this process (quietly); its summary."""
+    spec = importlib.util.spec_from_file_location(f"_{name}_script", ROOT / "training" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     with contextlib.redirect_stdout(io.StringIO()):
         return module.main(list(argv))
+
+
+def _align(*argv: str) -> dict:
+    return _script("align", *argv)
 
 
 def test_cached_tokens_are_the_projector_input_of_the_first_frame(grounded, teacher, tmp_path):
@@ -118,14 +123,6 @@ def test_align_run_trains_evaluates_resumes_and_writes_a_loadable_model(grounded
     torch.testing.assert_close(emb[0], base.get_input_embeddings().weight[ids].mean(0))
 
 
-def _lma(*argv: str) -> dict:
-    spec = importlib.util.spec_from_file_location("_lma_script", ROOT / "training" / "lma.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    with contextlib.redirect_stdout(io.StringIO()):
-        return module.main(list(argv))
-
-
 def test_lma_alignment_weight_adds_the_token_alignment_loss_of_each_grounded_row(grounded, teacher, tmp_path):
     """lma.py --alignment_weight w: the first step's loss is the answer loss + w x the mean over the rows of the
     token-alignment loss of each row's projector tokens (computed here from `get_video_features`, not lma.py's
@@ -145,7 +142,7 @@ def test_lma_alignment_weight_adds_the_token_alignment_loss_of_each_grounded_row
               "--num_eval_samples", "2", "--no-save_merged", "--num_workers", "0"]
     first_loss = {}
     for weight in ("0", "2"):
-        _lma(*common, "--output_dir", str(tmp_path / weight), "--alignment_weight", weight)
+        _script("lma", *common, "--output_dir", str(tmp_path / weight), "--alignment_weight", weight)
         metrics = (tmp_path / weight / "metrics.csv").read_text().splitlines()
         header, step1 = metrics[0].split(","), next(m.split(",") for m in metrics[1:] if m.startswith("1,"))
         first_loss[weight] = float(step1[header.index("loss")])
