@@ -289,11 +289,17 @@ class LiteFrameConfig(PreTrainedConfig):
     def projector_input_size(self) -> int:
         return self.vision_config.output_size * self.pixel_shuffle_factor**2
 
-    def tokens_per_clip(self, image_size: int | None = None) -> int:
-        """LLM tokens per clip: 64 for LiteFrame-B at 448 px (= 16 per frame). The one place this is computed."""
+    def llm_token_grid(self, image_size: int | None = None) -> tuple[int, int, int]:
+        """(T', H'/k, W'/k) of one clip's LLM tokens, in their order (time, row, column): the encoder's output grid
+        after pixel shuffle. The one place this is computed."""
         t, h, w = self.vision_config.output_grid(image_size)
         k = self.pixel_shuffle_factor
-        return t * (h // k) * (w // k)
+        return t, h // k, w // k
+
+    def tokens_per_clip(self, image_size: int | None = None) -> int:
+        """LLM tokens per clip: 64 for LiteFrame-B at 448 px (= 16 per frame)."""
+        t, h, w = self.llm_token_grid(image_size)
+        return t * h * w
 
 
 __all__ = ["LiteFrameVisionConfig", "LiteFrameConfig", "VISION_VARIANTS"]

@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
         # their targets the captions' mean input embeddings (frozen), "background" last.
         vocabulary = caption_vocabulary(VideoTable(cfg.train_data, cfg.video_column, cfg.data_split))
         targets = caption_embeddings(model, tokenizer, vocabulary + ["background"]).to(accelerator.device)
-        frames_out, height_out, _ = model.config.vision_config.output_grid(processor.video_processor.size["height"])
-        side, token_frames = height_out // model.config.pixel_shuffle_factor, frames_out
+        token_frames, side, _ = model.config.llm_token_grid(processor.video_processor.size["height"])
         clip_len = model.config.vision_config.clip_len
         accelerator.print(f"token alignment (weight {cfg.alignment_weight}) on the grounded rows of "
                           f"{len(vocabulary)} objects")
@@ -89,10 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
         vocabulary = None
     with peft_wrapping():
         model = get_peft_model(model, lma_lora_config(cfg))
-    # The projector's output (every clip's LLM tokens) for the alignment term: the shortest module path ending in
-    # multi_modal_projector is the projector as a whole (under peft, its modules_to_save wrapper).
-    projector = min(((n, m) for n, m in model.named_modules() if n.endswith("multi_modal_projector")),
-                    key=lambda nm: len(nm[0]))[1]
+    # The projector's output (every clip's LLM tokens) for the alignment term; under peft, its modules_to_save wrapper.
+    projector = model.get_base_model().model.multi_modal_projector
     for param in model.parameters():  # trained weights (LoRA, projector copy) in fp32 for AdamW; frozen ones stay in dtype
         if param.requires_grad:
             param.data = param.data.float()

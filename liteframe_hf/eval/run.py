@@ -348,12 +348,9 @@ def evaluate_model(
     for requested in frames:
         num_frames = -(-int(requested) // clip_len) * clip_len  # the processor rounds up to whole clips
         for _ in range(warmup):  # untimed, unscored: first-call allocations and kernel selection
-            if reuse_video:
-                with open_session(model, processor, questions[0].video, num_frames) as session:
-                    if scoring == "likelihood":
-                        score_in_session(session, questions[0], first=True)
-                    else:
-                        ask_in_session(session, questions[0].prompt, max_new_tokens, first=True)
+            if reuse_video:  # in a video session, as the timed questions run
+                for _ in _answers_by_video(model, processor, questions[:1], num_frames, max_new_tokens, scoring):
+                    pass
             else:
                 _answer_or_error(model, processor, questions[0], num_frames, max_new_tokens, scoring)
         records = []

@@ -100,7 +100,7 @@ def build_feature_cache(accelerator, model, processor, manifest, folder, frames:
             tokens.append(shuffled.reshape(b, -1, shuffled.shape[-1]).to(torch.bfloat16))
             boxes += [r["box"] for r in chunk]
         tokens = torch.cat(tokens)
-        side = int(round((tokens.shape[1] // t) ** 0.5))  # tokens per frame (or clip) are a side x side grid
+        _, side, _ = model.config.llm_token_grid(size)  # each frame's (or clip's) tokens: a side x side grid
         share = object_share(torch.tensor(boxes), side).repeat(1, t)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".partial")
