@@ -389,17 +389,34 @@ class LiteFrameVisionModel(LiteFramePreTrainedModel):
     @capture_outputs(tie_last_hidden_states=False)
     def forward(self, pixel_values: torch.Tensor, **kwargs: Unpack[TransformersKwargs]) -> LiteFrameVisionOutput:
         """`output_hidden_states` / `output_attentions` / `return_dict` (kwargs or config) as in transformers."""
+        x, grid = self.embed(pixel_values)
+        x, grid = self.run_blocks(x, grid)
+        return self.read_out(x, grid)
+
+    def embed(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Pixels -> the first block's input (clips, clip_len, 1 + H*W, D) and its H x W patch grid."""
         clips = self._check_pixels(pixel_values)
         n, t = clips.shape[:2]
         x = self.embeddings(clips.flatten(0, 1).to(self.dtype))  # (N*T, 1 + gh*gw, D)
         grid = (clips.shape[-2] // self.config.patch_size, clips.shape[-1] // self.config.patch_size)
-        x = x.view(n, t, *x.shape[1:])  # (N, T, L, D)
-        for index, layer in enumerate(self.layers, start=1):
-            x = layer(x)
-            merger = self.token_mergers[str(index)] if str(index) in self.token_mergers else None
+        return x.view(n, t, *x.shape[1:]), grid  # (N, T, L, D)
+
+    def run_blocks(self, x: torch.Tensor, grid: tuple[int, int], start: int = 0,
+                   stop: int | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Blocks start..stop-1 (0-based), each followed by its token merger if it has one: (N, T, 1 + H*W, D) on
+        an H x W grid -> the tokens and grid after them. Training a tower's last blocks on a cached frozen stem
+        (training/align.py --train_blocks) runs the stem once and the rest from its output."""
+        for index in range(start, len(self.layers) if stop is None else stop):
+            x = self.layers[index](x)
+            merger = self.token_mergers[str(index + 1)] if str(index + 1) in self.token_mergers else None
             if merger is not None:
                 x = merger(x, grid)
                 grid = (grid[0] // merger.factors[1], grid[1] // merger.factors[2])
+        return x, grid
+
+    def read_out(self, x: torch.Tensor, grid: tuple[int, int]) -> LiteFrameVisionOutput:
+        """The last block's tokens -> final LayerNorm, output WAP, head: the (N, T', H', W', D_out) token grid."""
+        n = x.shape[0]
         if self.post_layernorm is not None:
             x = self.post_layernorm(x)
         cls, patches = x[:, :, 0], x[:, :, 1:].reshape(n, x.shape[1], grid[0], grid[1], -1)  # (N, T', H', W', D)
@@ -427,10 +444,14 @@ def clips_to_llm_tokens(vision_tower: nn.Module, projector: nn.Module, clips: to
     """Clips (N, clip_len, 3, H, W) -> (vision output, LLM tokens (N, tokens_per_clip, d_llm)); `kwargs`
     (`output_attentions`, `output_hidden_states`) go to the vision tower."""
     vision = vision_tower(clips, return_dict=True, **kwargs)
-    grid = vision.last_hidden_state  # (N, T', H', W', D)
+    return vision, project_grid(projector, vision.last_hidden_state, shuffle_factor)
+
+
+def project_grid(projector: nn.Module, grid: torch.Tensor, shuffle_factor: int) -> torch.Tensor:
+    """The vision tower's token grid (N, T', H', W', D) -> pixel shuffle -> projector: (N, tokens_per_clip, d_llm)."""
     n, t, h, w, d = grid.shape
     shuffled = pixel_shuffle(grid.reshape(n * t, h, w, d), shuffle_factor)  # (N*T', H/k, W/k, D*k*k)
-    return vision, projector(shuffled.reshape(n, -1, shuffled.shape[-1]))
+    return projector(shuffled.reshape(n, -1, shuffled.shape[-1]))
 
 
 class LiteFrameMultiModalProjector(nn.Module):
