@@ -174,3 +174,77 @@ def load_file_projector(adapter: Path) -> torch.Tensor:
 
     weights = load_file(str(adapter / "adapter_model.safetensors"))
     return next(v for k, v in weights.items() if "multi_modal_projector" in k and k.endswith("linear_2.weight"))
+
+
+@pytest.fixture(scope="module")
+def micro_s(tmp_path_factory):
+    """LiteFrame-micro-S as initialised (DINOv2-S's first six blocks, seeded projector, SmolLM2), saved."""
+    from liteframe_hf.micro import MICRO_S_BASE_NAME, build_micro_model
+
+    return build_micro_model(tmp_path_factory.mktemp("micro_s") / "base", name=MICRO_S_BASE_NAME, weights=None,
+                             progress=lambda *_: None)
+
+
+def test_stem_cache_then_tail_is_the_video_features_and_its_first_blocks_are_dinov2s(grounded, micro_s, tmp_path):
+    """A stem cache (the tower's first blocks) run through `StemTail` gives the LLM tokens `get_video_features`
+    gives from pixels; LiteFrame-micro-S's stem is DINOv2-S's own first two blocks."""
+    from transformers import Dinov2Model
+
+    from liteframe_hf.assets import asset_path
+    from liteframe_hf.training.features import StemTail
+
+    model, processor = load_align_model(str(micro_s))
+    path = build_feature_cache(Accelerator(cpu=True), model, processor, grounded["val"], tmp_path, stem_blocks=2)
+    data = GroundedFeatures(path)
+    assert data.tokens.shape == (8, 2, 1 + 8 * 8, 384)  # 4 frames x 16 x 16 merged (2, 2, 2) after block 2
+    assert data.tokens_per_clip == 16 and data.object_share.shape == (8, 16)
+    rows = [json.loads(line) for line in grounded["val"].read_text().splitlines()]
+    pixels = processor.video_processor([str(grounded["val"].parent / r["video"]) for r in rows[:2]], num_frames=4,
+                                       return_tensors="pt")["pixel_values_videos"]
+    with torch.no_grad():
+        want = model.model.get_video_features(pixels).pooler_output  # (2, 16, d)
+        got = StemTail(model, 2, 224)(data.tokens[:2].float())
+        torch.testing.assert_close(got, want, rtol=0.05, atol=0.05 * want.abs().mean().item())  # bf16 cache
+        dinov2 = Dinov2Model.from_pretrained(asset_path("dinov2"), dtype=torch.float32).eval()
+        frame = pixels[:1, 0]
+        tower = model.model.vision_tower
+        x, _ = tower.run_blocks(*tower.embed(pixels[:1]), stop=1)  # (1, 4, L, D): block 1 has no merger after it
+        x = tower.layers[1](x)  # block 2, before its merger
+        hidden = dinov2(pixel_values=frame, output_hidden_states=True).hidden_states[2]  # after DINOv2's block 2
+    torch.testing.assert_close(x[0, 0], hidden[0], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="at least one to train"):
+        build_feature_cache(Accelerator(cpu=True), model, processor, grounded["val"], tmp_path, stem_blocks=6)
+
+
+def test_align_train_blocks_trains_only_the_tower_after_its_stem_and_distils_the_teacher(grounded, teacher, micro_s,
+                                                                                         tmp_path):
+    """align.py --train_blocks 2 --distill_from TEACHER on LiteFrame-micro-S: blocks 5-6, the final LayerNorm and the
+    projector move, the stem and the LLM do not; the distillation term is on (its eval metric, and a run without it
+    ends elsewhere); the exported encoder file holds exactly the trained tensors."""
+    from liteframe_hf.training.reproduce import trained_encoder_weights
+
+    teacher_dir = tmp_path / "teacher"
+    teacher[0].save_pretrained(teacher_dir)
+    teacher[1].save_pretrained(teacher_dir)
+    common = ["--config", str(ROOT / "training" / "configs" / "align_liteframe_micro_s.yaml"), "--base_model",
+              str(micro_s), "--train_data", str(grounded["train"]), "--eval_data", str(grounded["val"]),
+              "--feature_cache", str(tmp_path / "features"), "--train_blocks", "2", "--per_device_batch_size", "4",
+              "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--logging_steps", "1",
+              "--warmup_steps", "0"]
+    summary = _align(*common, "--output_dir", str(tmp_path / "run"), "--distill_from", str(teacher_dir))
+    assert summary["train_blocks"] == 2 and summary["eval/distill"] > 0
+    plain = _align(*common, "--output_dir", str(tmp_path / "plain"), "--distill_weight", "0", "--distill_from", "none")
+    assert "eval/distill" not in plain and plain["eval/loss"] != summary["eval/loss"]
+    base = LiteFrameForConditionalGeneration.from_pretrained(micro_s).state_dict()
+    aligned = LiteFrameForConditionalGeneration.from_pretrained(tmp_path / "run" / "aligned").state_dict()
+    moved = {k for k in base if not torch.equal(base[k], aligned[k])}
+    tower = "model.vision_tower."
+    blocks = {k for k in moved if k.startswith(tower + "layers.")}
+    assert blocks and all(k.startswith((tower + "layers.4.", tower + "layers.5.")) for k in blocks)
+    assert any(k.startswith(tower + "post_layernorm.") for k in moved)
+    assert any("multi_modal_projector" in k for k in moved)
+    assert not any("language_model" in k or "embeddings" in k or "token_mergers" in k for k in moved)
+    exported = trained_encoder_weights(tmp_path / "run" / "aligned")
+    assert {tower + k for k in exported} >= {k for k in moved if k.startswith(tower)}
+    assert not any(k.startswith(("layers.0.", "layers.1.", "layers.2.", "layers.3.", "embeddings")) for k in exported)
+    assert all(v.dtype == torch.bfloat16 for v in exported.values())

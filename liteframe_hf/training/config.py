@@ -294,6 +294,16 @@ class AlignConfig(TokenAlignmentConfig):
                                             "clip_len; 1 for a per-frame tower such as the teacher VLM's)", "data")
     feature_cache: str | None = option(None, "folder of the frozen tower's cached tokens (default: "
                                              "output_dir/features); reused when it holds the same data and model", "data")
+    train_blocks: int = option(0, "the vision tower's last N blocks train with the projector (with their token "
+                                  "mergers and the tower's read-out); the blocks before them are the frozen stem whose "
+                                  "output is cached. 0: the projector alone", "model")
+    distill_from: str | None = option(None, "a teacher LiteFrame folder (the aligned teacher VLM): its projector's "
+                                            "tokens, averaged onto this model's token grid, are distillation "
+                                            "targets (compressed token distillation in the LLM's space)", "objective")
+    distill_weight: float = option(0.0, "weight of the distillation term (MSE + 1 - cosine to the teacher's "
+                                        "tokens); needs distill_from", "objective")
+    distill_frames: int = option(1, "frames of each clip the teacher encodes for its targets (1: the first frame, "
+                                    "the cache of align_teacher_micro.yaml)", "objective")
 
     def __post_init__(self) -> None:
         if self.feature_cache is None:  # resolved here so config.yaml records the folder the run really uses
@@ -303,6 +313,11 @@ class AlignConfig(TokenAlignmentConfig):
         super().validate()
         if self.cache_frames is not None and self.cache_frames < 1:
             raise ValueError(f"Invalid AlignConfig: cache_frames must be >= 1, got {self.cache_frames}")
+        if self.train_blocks < 0 or self.distill_weight < 0 or self.distill_frames < 1:
+            raise ValueError("Invalid AlignConfig: train_blocks and distill_weight must be >= 0, distill_frames >= 1")
+        if bool(self.distill_from) != (self.distill_weight > 0):
+            raise ValueError("Invalid AlignConfig: distill_from and distill_weight > 0 go together (the teacher whose "
+                             "tokens are the targets, and their weight)")
 
 
 def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, hints: dict) -> None:

@@ -3,8 +3,9 @@
 A grounded manifest (`liteframe data grounded`) row is a short clip with one captioned cut-out in view and its box.
 `build_feature_cache` decodes each clip's first frames as the video processor samples them, runs the frozen vision
 tower and pixel shuffle (the projector's input, what the projector sees at inference) and writes one safetensors
-file per manifest: ``tokens`` (N, L, D) bf16, ``object_share`` (N, L): the share of each token's cell that the
-box covers. The file's name holds a fingerprint of everything the tokens depend on (the manifest's rows, the tower's
+file per manifest: ``tokens`` (N, L, D) bf16, ``object_share`` (N, L): the share of each LLM token's cell that the
+box covers. With ``stem_blocks=k`` the tower runs only its first k blocks (and their token mergers) and ``tokens``
+is their output (N, T, 1 + H*W, D), what a tower whose later blocks train (`StemTail`) starts from. The file's name holds a fingerprint of everything the tokens depend on (the manifest's rows, the tower's
 weights and config, the frames, the frame size), so a cache is reused only for the same data and model, and a new
 model or manifest writes a new file beside it. `GroundedFeatures` reads it as a Dataset.
 """
@@ -20,7 +21,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-__all__ = ["GroundedFeatures", "build_feature_cache", "caption_embeddings", "per_frame_tower"]
+__all__ = ["GroundedFeatures", "StemTail", "build_feature_cache", "caption_embeddings", "per_frame_tower"]
 
 
 def _rows(manifest) -> list[dict]:
@@ -34,14 +35,14 @@ def _rows(manifest) -> list[dict]:
     return rows
 
 
-def _fingerprint(rows: list[dict], tower, frames: int, size: int) -> str:
+def _fingerprint(rows: list[dict], tower, frames: int, size: int, stem_blocks: int | None) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([[r["video"], r["caption"], r["box"]] for r in rows]).encode())
     digest.update(json.dumps(tower.config.to_dict(), sort_keys=True).encode())
     for name, tensor in sorted(tower.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().float().cpu().numpy().tobytes())
-    digest.update(f"{frames}/{size}".encode())
+    digest.update(f"{frames}/{size}".encode() + (f"/stem{stem_blocks}".encode() if stem_blocks is not None else b""))
     return digest.hexdigest()[:16]
 
 
@@ -65,10 +66,11 @@ def _clip_len(config, frames: int):
 
 @torch.no_grad()
 def build_feature_cache(accelerator, model, processor, manifest, folder, frames: int | None = None,
-                        batch_size: int = 16) -> Path:
+                        batch_size: int = 16, stem_blocks: int | None = None) -> Path:
     """The cache file of `manifest`'s rows for `model`'s frozen tower (built by the main process when missing; the
     others wait and read it). frames: the first frames of each clip (default: one clip, the tower's clip_len; fewer
-    only for a per-frame tower)."""
+    only for a per-frame tower). stem_blocks: cache the output of the tower's first `stem_blocks` blocks instead of
+    the projector's input."""
     from tqdm.auto import tqdm
 
     from ..data.grounded import object_share
@@ -80,9 +82,12 @@ def build_feature_cache(accelerator, model, processor, manifest, folder, frames:
     if frames % clip_len and not per_frame_tower(tower.config):
         raise ValueError(f"cache_frames={frames}: this tower encodes clips of {clip_len} frames together; use a "
                          f"multiple of {clip_len}")
+    if stem_blocks is not None and not 0 < stem_blocks < len(tower.layers):
+        raise ValueError(f"stem_blocks={stem_blocks}: the tower has {len(tower.layers)} blocks; the stem must leave at "
+                         f"least one to train")
     rows = _rows(manifest)
     size = int(processor.video_processor.size["height"])
-    name = f"{Path(manifest).parent.name}-{_fingerprint(rows, tower, frames, size)}.safetensors"
+    name = f"{Path(manifest).parent.name}-{_fingerprint(rows, tower, frames, size, stem_blocks)}.safetensors"
     path = Path(folder) / name
     if accelerator.is_main_process and not path.is_file():
         root = Path(manifest).parent
@@ -93,15 +98,21 @@ def build_feature_cache(accelerator, model, processor, manifest, folder, frames:
             videos = [str(root / r["video"]) if not Path(r["video"]).is_absolute() else r["video"] for r in chunk]
             pixels = processor.video_processor(videos, num_frames=max(frames, clip_len),
                                                return_tensors="pt")["pixel_values_videos"][:, :frames]
-            with _clip_len(tower.config, frames) if frames % clip_len else contextlib.nullcontext():
-                grid = tower(pixels.to(tower.dtype)).last_hidden_state  # (B, T', H', W', D)
-            b, t, h, w, d = grid.shape
-            shuffled = pixel_shuffle(grid.reshape(b * t, h, w, d), model.config.pixel_shuffle_factor)
-            tokens.append(shuffled.reshape(b, -1, shuffled.shape[-1]).to(torch.bfloat16))
+            if stem_blocks is not None:
+                x, _ = tower.run_blocks(*tower.embed(pixels.to(tower.dtype)), stop=stem_blocks)
+                tokens.append(x.to(torch.bfloat16))  # (B, T, 1 + H*W, D)
+            else:
+                with _clip_len(tower.config, frames) if frames % clip_len else contextlib.nullcontext():
+                    grid = tower(pixels.to(tower.dtype)).last_hidden_state  # (B, T', H', W', D)
+                b, t, h, w, d = grid.shape
+                shuffled = pixel_shuffle(grid.reshape(b * t, h, w, d), model.config.pixel_shuffle_factor)
+                tokens.append(shuffled.reshape(b, -1, shuffled.shape[-1]).to(torch.bfloat16))
             boxes += [r["box"] for r in chunk]
         tokens = torch.cat(tokens)
-        _, side, _ = model.config.llm_token_grid(size)  # each frame's (or clip's) tokens: a side x side grid
-        share = object_share(torch.tensor(boxes), side).repeat(1, t)
+        # each frame's (or clip's) LLM tokens: a side x side grid, token_frames of them per clip
+        token_frames, side, _ = model.config.llm_token_grid(size)
+        token_frames = token_frames * frames // clip_len
+        share = object_share(torch.tensor(boxes), side).repeat(1, token_frames)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".partial")
         meta = {"rows": json.dumps([{k: r[k] for k in ("caption", "options", "answer")} for r in rows]),
@@ -131,7 +142,7 @@ class GroundedFeatures(torch.utils.data.Dataset):
         self.labels = torch.tensor([index[r["caption"]] for r in rows])
         self.options = torch.tensor([[index[o] for o in r["options"]] for r in rows])
         self.answer = torch.tensor(["ABCD".index(r["answer"]) for r in rows])
-        self.tokens_per_clip = int(self.tokens.shape[1])
+        self.tokens_per_clip = int(self.object_share.shape[1])  # LLM tokens (a stem cache holds the blocks' tokens)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -145,6 +156,35 @@ class GroundedFeatures(torch.utils.data.Dataset):
     def collate(items: list[dict]) -> dict:
         return {k: torch.tensor([item[k] for item in items]) if k == "key" else torch.stack([item[k] for item in items])
                 for k in items[0]}
+
+
+class StemTail(torch.nn.Module):
+    """What follows a cached stem (`build_feature_cache(stem_blocks=k)`) in a LiteFrame VLM: the tower's blocks from
+    k on with their token mergers, its read-out (final LayerNorm, head) and the projector. Stem tokens (N, T, L, D)
+    -> LLM tokens (N, tokens_per_clip, d_llm), as `get_video_features` computes them from pixels. Only the tail's
+    weights are trainable; the module shares them with `model`, so training it trains the model's own."""
+
+    def __init__(self, model, stem_blocks: int, image_size: int):
+        super().__init__()
+        self.tower, self.projector = model.model.vision_tower, model.model.multi_modal_projector
+        self.stem_blocks, self.shuffle_factor = stem_blocks, model.config.pixel_shuffle_factor
+        self.grid = (image_size // self.tower.config.patch_size,) * 2  # the stem's output grid: its mergers applied
+        for merger in (m for i, m in self.tower.token_mergers.items() if int(i) <= stem_blocks):
+            self.grid = (self.grid[0] // merger.factors[1], self.grid[1] // merger.factors[2])
+        for p in self.parameters():
+            p.requires_grad = False
+        tail = [*self.tower.layers[stem_blocks:], self.projector, self.tower.head]
+        tail += [m for i, m in self.tower.token_mergers.items() if int(i) > stem_blocks]
+        tail += [self.tower.post_layernorm] if self.tower.post_layernorm is not None else []
+        for module in tail:
+            for p in module.parameters():
+                p.requires_grad = True
+
+    def forward(self, stem_tokens: torch.Tensor) -> torch.Tensor:
+        from ..modeling.modeling_liteframe import project_grid
+
+        x, grid = self.tower.run_blocks(stem_tokens.to(self.tower.dtype), self.grid, start=self.stem_blocks)
+        return project_grid(self.projector, self.tower.read_out(x, grid).last_hidden_state, self.shuffle_factor)
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ctd_loss", "ctd_metrics", "token_alignment_loss"]
+__all__ = ["ctd_loss", "ctd_metrics", "token_alignment_loss", "token_distillation_loss"]
 
 
 def ctd_loss(prediction: torch.Tensor, target: torch.Tensor, clip_sigma: float = 3.0) -> torch.Tensor:
@@ -68,4 +68,12 @@ def token_alignment_loss(tokens: torch.Tensor, labels: torch.Tensor, object_shar
     ce = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")  # (B, L)
     mse = (tokens - targets[target]).square().mean(-1)  # (B, L)
     per_clip = (ce * weight).sum(1) / weight.sum(1) + mse_weight * mse.mean(1)
+    return per_clip.mean() if reduce else per_clip
+
+
+def token_distillation_loss(tokens: torch.Tensor, targets: torch.Tensor, reduce: bool = True) -> torch.Tensor:
+    """A student's LLM tokens (B, L, d) against a teacher's on the same grid (align.py --distill_from): MSE + (1 -
+    cosine similarity), both over the tokens. At the scale of LLM input embeddings the MSE alone is ~1e-3 and would
+    leave the direction untaught; the cosine term carries it. Returns the mean, or with reduce=False each clip's (B,)."""
+    per_clip = (tokens - targets).square().mean((1, 2)) + (1 - F.cosine_similarity(tokens, targets, dim=-1)).mean(1)
     return per_clip.mean() if reduce else per_clip
