@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, Dinov2Config, Dinov2Model, InternVLVisionModel
 
-from ..modeling.configuration_liteframe import LiteFrameConfig, LiteFrameVisionConfig
+from ..modeling.configuration_liteframe import VISION_VARIANTS, LiteFrameConfig, LiteFrameVisionConfig
 from ..modeling.processing_liteframe import CLIP_CONTEXT, CLIP_END, CLIP_START, VIDEO_MARKER, LiteFrameProcessor
 from ..modeling.video_decoding_liteframe import LiteFrameVideoMetadata, clip_spans, plan_clip_frames
 from ..modeling.modeling_liteframe import (
@@ -92,6 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-s", type=float, default=None,
                         help="cap each stage's timing at about this many seconds by running fewer warm-up/timed calls "
                              "(at least 3 timed; the count used is in each row): for 7B prefills of 10^5 tokens")
+    parser.add_argument("--student", choices=sorted(VISION_VARIANTS), default=None,
+                        help="the LiteFrame encoder variant (default: the preset's; micro: liteframe-micro)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="override the preset's frame size (multiple of 56; smaller for smoke tests)")
     parser.add_argument("--text-layers", type=int, default=None, help="truncate the LLM depth (smoke tests of big presets)")
@@ -323,6 +325,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
     preset = PRESETS[args.preset]
     if args.image_size is not None:
         preset = replace(preset, image_size=args.image_size)
+    if args.student is not None:
+        preset = replace(preset, student=args.student)
     device, dtype, warmup, repeats = resolve_device(args, cpu_warmup=2, cpu_repeats=5)
     frames_for = frames_per_method(args.methods, args.frames or list(preset.frames), args.frames_for)
     config = build_config(preset, args.text_layers, args.attn)
@@ -335,7 +339,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
     if len(tokenizer) > config.text_config.vocab_size:  # SmolLM2 + InternVL's 3 tokens, as the micro model resizes
         config.text_config.vocab_size = len(tokenizer)
     processor = LiteFrameProcessor.for_model(tokenizer, config, image_size=preset.image_size)
-    meta = dict(preset=args.preset, image_size=preset.image_size, device=str(device), dtype=str(dtype).replace("torch.", ""),
+    meta = dict(preset=args.preset, student=preset.student, image_size=preset.image_size, device=str(device), dtype=str(dtype).replace("torch.", ""),
                 warmup=warmup, repeats=repeats, budget_s=args.budget_s,
                 text_layers=config.text_config.num_hidden_layers, attention=args.attn, tokenizer=tokenizer_name,
                 video_seconds=args.video_seconds, question=args.question)
@@ -454,7 +458,8 @@ def main(args: argparse.Namespace) -> int:
         text = "\n".join([f"prompt tokens only: {meta['preset']} preset, {meta['tokenizer']} tokenizer, "
                           f"{meta['video_seconds']:g}-s video, question {meta['question']!r}", "", table])
     else:
-        header = environment_header(torch.device(args.device), preset=meta["preset"], dtype=meta["dtype"],
+        header = environment_header(torch.device(args.device), preset=meta["preset"], student=meta["student"],
+                                    dtype=meta["dtype"],
                                     attention=meta["attention"], timing=timing_text(meta), llm_layers=meta["text_layers"])
         headers = ["method", "frames", "tok/frame", "text tokens", "visual tokens", "prefill tokens", "encode ms",
                    "prefill ms", "total ms", "peak MiB (enc/prefill)", "timed calls (enc/prefill)", "paper enc",
