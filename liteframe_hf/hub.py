@@ -494,6 +494,7 @@ VARIANT_LABELS = {
     "spatiotempattn": "SpatioTempAttn (paper ablation)",
     "tempconv": "TempConv (paper ablation)",
     "liteframe-micro": "liteframe-micro (CPU-sized, for a DINOv2-S teacher)",
+    "liteframe-micro-s": "liteframe-micro-s (liteframe-micro's token merging at DINOv2-S's width, its first six blocks)",
     "dinov2-s": "dinov2-s (DINOv2-S/14 per frame, no compression: the micro teacher VLM's tower)",
     "dinov2-s-wap": "dinov2-s-wap (DINOv2-S/14 per frame + post-hoc WAP (4, 2, 2), training-free)",
     "liteframe-tiny": "liteframe-tiny (test-sized)",

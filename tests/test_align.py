@@ -216,6 +216,24 @@ def test_stem_cache_then_tail_is_the_video_features_and_its_first_blocks_are_din
         build_feature_cache(Accelerator(cpu=True), model, processor, grounded["val"], tmp_path, stem_blocks=6)
 
 
+def test_a_per_frame_teachers_stem_cache_of_one_frame_then_tail_is_its_projector_input(grounded, teacher, tmp_path):
+    """The teacher VLM's tower (per frame, clip_len 4) caches its first 8 blocks on each clip's first frame alone, and
+    `StemTail` from there gives what the projector gives on the whole tower's cached tokens of that frame."""
+    from liteframe_hf.training.features import StemTail
+
+    model, processor = teacher
+    accelerator = Accelerator(cpu=True)
+    stem = GroundedFeatures(build_feature_cache(accelerator, model, processor, grounded["val"], tmp_path, frames=1,
+                                                stem_blocks=8))
+    whole = GroundedFeatures(build_feature_cache(accelerator, model, processor, grounded["val"], tmp_path, frames=1))
+    assert stem.tokens.shape == (8, 1, 1 + 16 * 16, 384) and stem.tokens_per_clip == whole.tokens_per_clip == 64
+    torch.testing.assert_close(stem.object_share, whole.object_share)
+    with torch.no_grad():
+        got = StemTail(model, 8, 224)(stem.tokens[:2].float())
+        want = model.model.multi_modal_projector(whole.tokens[:2].float())
+    torch.testing.assert_close(got, want, rtol=0.05, atol=0.05 * want.abs().mean().item())  # bf16 caches
+
+
 def test_align_train_blocks_trains_only_the_tower_after_its_stem_and_distils_the_teacher(grounded, teacher, micro_s,
                                                                                          tmp_path):
     """align.py --train_blocks 2 --distill_from TEACHER on LiteFrame-micro-S: blocks 5-6, the final LayerNorm and the

@@ -98,15 +98,15 @@ def build_feature_cache(accelerator, model, processor, manifest, folder, frames:
             videos = [str(root / r["video"]) if not Path(r["video"]).is_absolute() else r["video"] for r in chunk]
             pixels = processor.video_processor(videos, num_frames=max(frames, clip_len),
                                                return_tensors="pt")["pixel_values_videos"][:, :frames]
-            if stem_blocks is not None:
-                x, _ = tower.run_blocks(*tower.embed(pixels.to(tower.dtype)), stop=stem_blocks)
-                tokens.append(x.to(torch.bfloat16))  # (B, T, 1 + H*W, D)
-            else:
-                with _clip_len(tower.config, frames) if frames % clip_len else contextlib.nullcontext():
+            with _clip_len(tower.config, frames) if frames % clip_len else contextlib.nullcontext():
+                if stem_blocks is not None:
+                    x, _ = tower.run_blocks(*tower.embed(pixels.to(tower.dtype)), stop=stem_blocks)
+                    tokens.append(x.to(torch.bfloat16))  # (B, T, 1 + H*W, D)
+                else:
                     grid = tower(pixels.to(tower.dtype)).last_hidden_state  # (B, T', H', W', D)
-                b, t, h, w, d = grid.shape
-                shuffled = pixel_shuffle(grid.reshape(b * t, h, w, d), model.config.pixel_shuffle_factor)
-                tokens.append(shuffled.reshape(b, -1, shuffled.shape[-1]).to(torch.bfloat16))
+                    b, t, h, w, d = grid.shape
+                    shuffled = pixel_shuffle(grid.reshape(b * t, h, w, d), model.config.pixel_shuffle_factor)
+                    tokens.append(shuffled.reshape(b, -1, shuffled.shape[-1]).to(torch.bfloat16))
             boxes += [r["box"] for r in chunk]
         tokens = torch.cat(tokens)
         # each frame's (or clip's) LLM tokens: a side x side grid, token_frames of them per clip
