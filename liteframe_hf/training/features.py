@@ -5,9 +5,10 @@ A grounded manifest (`liteframe data grounded`) row is a short clip with one cap
 tower and pixel shuffle (the projector's input, what the projector sees at inference) and writes one safetensors
 file per manifest: ``tokens`` (N, L, D) bf16, ``object_share`` (N, L): the share of each LLM token's cell that the
 box covers. With ``stem_blocks=k`` the tower runs only its first k blocks (and their token mergers) and ``tokens``
-is their output (N, T, 1 + H*W, D), what a tower whose later blocks train (`StemTail`) starts from. The file's name holds a fingerprint of everything the tokens depend on (the manifest's rows, the tower's
-weights and config, the frames, the frame size), so a cache is reused only for the same data and model, and a new
-model or manifest writes a new file beside it. `GroundedFeatures` reads it as a Dataset.
+is their output (N, T, 1 + H*W, D), what a tower whose later blocks train (`StemTail`) starts from. The file's name
+holds a fingerprint of everything the tokens depend on (the manifest's rows, the tower's weights and config, the
+frames, the frame size, the stem), so a cache is reused only for the same data and model, and a new model or manifest
+writes a new file beside it. `GroundedFeatures` reads it as a Dataset.
 """
 
 from __future__ import annotations
