@@ -49,7 +49,8 @@ def collect_weights(run: str | Path, progress=print) -> Path:
         from safetensors.torch import save_file
 
         exported = run / "liteframe_s_align" / ENCODER_FILE
-        save_file(trained_encoder_weights(aligned), str(exported))
+        if not exported.is_file() or exported.stat().st_mtime < (aligned / "model.safetensors").stat().st_mtime:
+            save_file(trained_encoder_weights(aligned), str(exported))  # once per align run, not per call
         copies.append((exported, weights / MICRO_S_NAME / ENCODER_FILE))
     for src, dst in copies:
         if src.is_file() and (not dst.is_file() or dst.read_bytes() != src.read_bytes()):
