@@ -13,6 +13,11 @@ package registries (see `liteframe_hf.assets`) plus a small *weights set* of tra
                              its trained projector and LoRA
   teacher-vlm-micro-posthoc  the teacher VLM's weights with post-hoc WAP (4, 2, 2) on every clip
                              (`dinov2-s-wap`): 16 LLM tokens per clip, training-free
+  teacher-vlm-micro-caption  the teacher VLM after recognition training: DINOv2-S/14 with its last four blocks
+                             aligned to the objects' captions, and the caption stage's projector and LoRA
+  liteframe-micro-s          LiteFrame-micro's layout at DINOv2-S's width (11.0M params, 16 LLM tokens per clip):
+                             its blocks after the first merger aligned and distilled from that teacher, then LMA
+                             on it; `liteframe-micro-s-base` is its encoder as initialised, where alignment starts
 
 All share the rest: pixel shuffle 0.5 (projector input 4 x 384 = 1536 wide), an InternVL-style MLP projector
 (seeded init before training) and SmolLM2-135M-Instruct with InternVL's `<img>`, `</img>`, `<IMG_CONTEXT>` tokens.
@@ -89,9 +94,10 @@ MICRO_MODELS: dict[str, MicroModel] = {
                    "per clip"),
         MicroModel(CTD_NAME, "liteframe-micro", "clip", MICRO_NAME, (TEACHER_VLM_NAME,),
                    "LiteFrame-micro's CTD encoder in the teacher VLM (its projector and LoRA; no LMA)"),
-        MicroModel(TEACHER_CAPTION_NAME, "dinov2-s", "copy", None, (TEACHER_VLM_NAME, TEACHER_CAPTION_NAME),
-                   "teacher VLM after the caption stage of recognition (token alignment, then LoRA + projector on "
-                   "captions); 64 LLM tokens per frame"),
+        MicroModel(TEACHER_CAPTION_NAME, "dinov2-s", "copy", TEACHER_CAPTION_NAME,
+                   (TEACHER_VLM_NAME, TEACHER_CAPTION_NAME),
+                   "teacher VLM after recognition: DINOv2-S/14's last four blocks trained with the projector by token "
+                   "alignment, then LoRA + projector on captions; 64 LLM tokens per frame"),
         MicroModel(MICRO_S_NAME, "liteframe-micro-s", "clip", MICRO_S_NAME,
                    (TEACHER_VLM_NAME, TEACHER_CAPTION_NAME, MICRO_S_NAME),
                    "LiteFrame-micro-S: DINOv2-S's first six blocks with in-network token merging, the blocks after the "

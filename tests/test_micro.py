@@ -20,7 +20,7 @@ def test_names_variants_and_token_counts(tmp_path, monkeypatch):
                         "teacher-vlm-micro-posthoc": 16, "teacher-vlm-micro-caption": 256, "liteframe-micro-s": 16,
                         "liteframe-micro-s-base": 16}
     # Trained parts: the post-hoc variant and the CTD-only model use the teacher VLM's adapter; LiteFrame's LMA
-    # adapter goes on top of it (it was trained on liteframe-micro-ctd); the teachers keep DINOv2-S's encoder.
+    # adapter goes on top of it (it was trained on liteframe-micro-ctd); the needle teachers keep DINOv2-S's encoder.
     assert MICRO_MODELS["teacher-vlm-micro-posthoc"].adapters == ("teacher-vlm-micro",)
     assert MICRO_MODELS["liteframe-micro-ctd"].adapters == ("teacher-vlm-micro",)
     assert MICRO_MODELS["liteframe-micro"].adapters == ("teacher-vlm-micro", "liteframe-micro")
@@ -29,7 +29,9 @@ def test_names_variants_and_token_counts(tmp_path, monkeypatch):
     assert MICRO_MODELS["teacher-vlm-micro-caption"].adapters == caption
     assert MICRO_MODELS["liteframe-micro-s-base"].adapters == caption
     assert MICRO_MODELS["liteframe-micro-s"].adapters == (*caption, "liteframe-micro-s")
-    assert {m.encoder_from for m in MICRO_MODELS.values()} == {None, "liteframe-micro", "liteframe-micro-s"}
+    # Trained encoders: the CTD one, LiteFrame-micro-S's, and the recognition teacher's aligned DINOv2-S blocks.
+    assert {m.encoder_from for m in MICRO_MODELS.values()} == {None, "liteframe-micro", "liteframe-micro-s",
+                                                               "teacher-vlm-micro-caption"}
     monkeypatch.setenv("LITEFRAME_HOME", str(tmp_path))
     assert default_model_dir() == tmp_path / "models" / "liteframe-micro"
     assert default_model_dir("teacher-vlm-micro") == tmp_path / "models" / "teacher-vlm-micro"
@@ -202,10 +204,12 @@ def test_a_trained_ctd_encoder_replaces_the_tower_without_its_student_init(monke
         micro.assemble_micro_model("liteframe-micro", weights=None, progress=None)
 
 
-def test_a_partial_trained_encoder_keeps_the_student_init_for_the_rest(tmp_path, monkeypatch):
-    """liteframe-micro-s's encoder file holds only the blocks align.py trained (in bf16): those replace the initialised
-    ones, and every other weight is the student init from DINOv2-S, as when the model is built untrained. A file
-    with a weight the variant lacks is refused. Stopped before the LLM is assembled."""
+@pytest.mark.parametrize("name, block", [("liteframe-micro-s", 5), ("teacher-vlm-micro-caption", 11)])
+def test_a_partial_trained_encoder_keeps_the_student_init_for_the_rest(name, block, tmp_path, monkeypatch):
+    """The encoder files of liteframe-micro-s and of the recognition teacher hold only the blocks align.py trained
+    (in bf16): those replace the initialised ones, and every other weight is the student init from DINOv2-S (the
+    teacher's: DINOv2-S copied), as when the model is built untrained. A file with a weight the variant lacks is
+    refused. Stopped before the LLM is assembled."""
     from safetensors.torch import save_file
 
     import liteframe_hf.micro as micro
@@ -217,11 +221,13 @@ def test_a_partial_trained_encoder_keeps_the_student_init_for_the_rest(tmp_path,
         raise Assembled(tower)
 
     monkeypatch.setattr(micro, "assemble_video_llm", stop)
-    spec = micro.MICRO_MODELS["liteframe-micro-s"]
+    spec = micro.MICRO_MODELS[name]
     with pytest.raises(Assembled) as untrained:
         micro.assemble_micro_model(spec.name, weights=None, progress=lambda *_: None)
     init = untrained.value.args[0].state_dict()
-    trained = {k: torch.full_like(v, 0.5, dtype=torch.bfloat16) for k, v in init.items() if k.startswith("layers.5.")}
+    trained = {k: torch.full_like(v, 0.5, dtype=torch.bfloat16) for k, v in init.items()
+               if k.startswith(f"layers.{block}.")}
+    assert trained
     weights = tmp_path / "weights"
     (weights / spec.encoder_from).mkdir(parents=True)
     save_file(trained, str(weights / spec.encoder_from / micro.ENCODER_FILE))
@@ -234,6 +240,6 @@ def test_a_partial_trained_encoder_keeps_the_student_init_for_the_rest(tmp_path,
     tower = built.value.args[0].state_dict()
     assert all(torch.equal(tower[k], trained[k].float()) for k in trained)
     assert all(torch.equal(tower[k], init[k]) for k in init if k not in trained)
-    save_file({"layers.6.extra": torch.zeros(1)}, str(weights / spec.encoder_from / micro.ENCODER_FILE))
+    save_file({f"layers.{block + 1}.extra": torch.zeros(1)}, str(weights / spec.encoder_from / micro.ENCODER_FILE))
     with pytest.raises(ValueError, match="does not have"):
         micro.assemble_micro_model(spec.name, weights=weights, progress=lambda *_: None)

@@ -8,7 +8,9 @@ reads and the package ships in liteframe_hf/weights/):
   teacher-vlm-micro/                      <- teacher_vlm/adapter (teacher VLM LMA: projector + LoRA)
   liteframe-micro/encoder.safetensors     <- ctd/student (the CTD encoder)
   liteframe-micro/                        <- liteframe_lma/adapter (LiteFrame LMA, trained on liteframe-micro-ctd)
-  teacher-vlm-micro-caption/              <- teacher_caption/adapter (the teacher VLM's caption stage)
+  teacher-vlm-micro-caption/encoder.safetensors
+                                          <- teacher_align_blocks/aligned (DINOv2-S's blocks align.py trained, bf16)
+  teacher-vlm-micro-caption/              <- teacher_caption_blocks/adapter (the teacher VLM's caption stage)
   liteframe-micro-s/encoder.safetensors   <- liteframe_s_align/aligned (the blocks align.py trained, in bf16)
   liteframe-micro-s/                      <- liteframe_s_lma/adapter (LiteFrame-micro-S's LMA)
 
@@ -30,6 +32,10 @@ from ..micro import (ENCODER_FILE, MICRO_MODELS, MICRO_NAME, MICRO_S_NAME, TEACH
 __all__ = ["collect_weights", "compose_models", "trained_encoder_weights"]
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+# weights-set entry <- the stage folder whose adapter/ it takes, and the align.py run whose trained blocks it takes
+ADAPTER_STAGES = {MICRO_NAME: "liteframe_lma", TEACHER_CAPTION_NAME: "teacher_caption_blocks",
+                  MICRO_S_NAME: "liteframe_s_lma"}
+ENCODER_STAGES = {TEACHER_CAPTION_NAME: "teacher_align_blocks", MICRO_S_NAME: "liteframe_s_align"}
 
 
 def collect_weights(run: str | Path, progress=print) -> Path:
@@ -41,17 +47,17 @@ def collect_weights(run: str | Path, progress=print) -> Path:
     teacher = run / "teacher_vlm" / "adapter" if (run / "teacher_vlm").is_dir() else WEIGHTS_DIR / TEACHER_VLM_NAME
     copies = [(teacher / f, weights / TEACHER_VLM_NAME / f) for f in ADAPTER_FILES]
     copies += [(run / "ctd" / "student" / "model.safetensors", weights / MICRO_NAME / ENCODER_FILE)]
-    copies += [(run / "liteframe_lma" / "adapter" / f, weights / MICRO_NAME / f) for f in ADAPTER_FILES]
-    copies += [(run / "teacher_caption" / "adapter" / f, weights / TEACHER_CAPTION_NAME / f) for f in ADAPTER_FILES]
-    copies += [(run / "liteframe_s_lma" / "adapter" / f, weights / MICRO_S_NAME / f) for f in ADAPTER_FILES]
-    aligned = run / "liteframe_s_align" / "aligned"
-    if (aligned / "model.safetensors").is_file():
-        from safetensors.torch import save_file
+    for entry, stage in ADAPTER_STAGES.items():
+        copies += [(run / stage / "adapter" / f, weights / entry / f) for f in ADAPTER_FILES]
+    for entry, stage in ENCODER_STAGES.items():
+        aligned = run / stage / "aligned"
+        if (aligned / "model.safetensors").is_file():
+            from safetensors.torch import save_file
 
-        exported = run / "liteframe_s_align" / ENCODER_FILE
-        if not exported.is_file() or exported.stat().st_mtime < (aligned / "model.safetensors").stat().st_mtime:
-            save_file(trained_encoder_weights(aligned), str(exported))  # once per align run, not per call
-        copies.append((exported, weights / MICRO_S_NAME / ENCODER_FILE))
+            exported = run / stage / ENCODER_FILE
+            if not exported.is_file() or exported.stat().st_mtime < (aligned / "model.safetensors").stat().st_mtime:
+                save_file(trained_encoder_weights(aligned), str(exported))  # once per align run, not per call
+            copies.append((exported, weights / entry / ENCODER_FILE))
     for src, dst in copies:
         if src.is_file() and (not dst.is_file() or dst.read_bytes() != src.read_bytes()):
             dst.parent.mkdir(parents=True, exist_ok=True)
