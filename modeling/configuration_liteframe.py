@@ -55,14 +55,15 @@ VISION_VARIANTS: dict[str, dict] = {
         "downsample_layers": {2: (2, 2, 2), 4: (2, 1, 1)},
         "out_hidden_size": 384,
     },
-    # The same compression schedule at DINOv2-S's full width: its first six blocks (copied exactly with layer map
-    # "first", so the two blocks before the first merger are DINOv2-S's own), 11.0M parameters. At half width,
-    # liteframe-micro's tokens do not carry which object a clip shows (docs/reproduce_micro.md, "Recognition").
+    # liteframe-micro's compression at DINOv2-S's full width: its first six blocks (copied with layer map "first", so
+    # the block before the first merger is DINOv2-S's own), 11.0M parameters. At half width, liteframe-micro's tokens
+    # do not carry which object a clip shows (docs/reproduce_micro.md, "Recognition"). The first merger comes after
+    # block 1, not 2: a second full-width block on every frame cost more than the teacher VLM at 1/8 the frames.
     "liteframe-micro-s": {
         **_DINOV2_S,
         "num_hidden_layers": 6,
         "temporal_mixer": "dwconv",
-        "downsample_layers": {2: (2, 2, 2), 4: (2, 1, 1)},
+        "downsample_layers": {1: (2, 2, 2), 4: (2, 1, 1)},
     },
     # Teacher VLM vision tower at micro scale: 256 tokens per frame, 64 LLM tokens per frame after pixel shuffle.
     "dinov2-s": _DINOV2_S,

@@ -187,7 +187,7 @@ def micro_s(tmp_path_factory):
 
 def test_stem_cache_then_tail_is_the_video_features_and_its_first_blocks_are_dinov2s(grounded, micro_s, tmp_path):
     """A stem cache (the tower's first blocks) run through `StemTail` gives the LLM tokens `get_video_features`
-    gives from pixels; LiteFrame-micro-S's stem is DINOv2-S's own first two blocks."""
+    gives from pixels; LiteFrame-micro-S's first block is DINOv2-S's own."""
     from transformers import Dinov2Model
 
     from liteframe_hf.assets import asset_path
@@ -196,7 +196,7 @@ def test_stem_cache_then_tail_is_the_video_features_and_its_first_blocks_are_din
     model, processor = load_align_model(str(micro_s))
     path = build_feature_cache(Accelerator(cpu=True), model, processor, grounded["val"], tmp_path, stem_blocks=2)
     data = GroundedFeatures(path)
-    assert data.tokens.shape == (8, 2, 1 + 8 * 8, 384)  # 4 frames x 16 x 16 merged (2, 2, 2) after block 2
+    assert data.tokens.shape == (8, 2, 1 + 8 * 8, 384)  # 4 frames x 16 x 16 merged (2, 2, 2) after block 1
     assert data.tokens_per_clip == 16 and data.object_share.shape == (8, 16)
     rows = [json.loads(line) for line in grounded["val"].read_text().splitlines()]
     pixels = processor.video_processor([str(grounded["val"].parent / r["video"]) for r in rows[:2]], num_frames=4,
@@ -208,9 +208,8 @@ def test_stem_cache_then_tail_is_the_video_features_and_its_first_blocks_are_din
         dinov2 = Dinov2Model.from_pretrained(asset_path("dinov2"), dtype=torch.float32).eval()
         frame = pixels[:1, 0]
         tower = model.model.vision_tower
-        x, _ = tower.run_blocks(*tower.embed(pixels[:1]), stop=1)  # (1, 4, L, D): block 1 has no merger after it
-        x = tower.layers[1](x)  # block 2, before its merger
-        hidden = dinov2(pixel_values=frame, output_hidden_states=True).hidden_states[2]  # after DINOv2's block 2
+        x = tower.layers[0](tower.embed(pixels[:1])[0])  # (1, 4, L, D): block 1, before its merger
+        hidden = dinov2(pixel_values=frame, output_hidden_states=True).hidden_states[1]  # after DINOv2's block 1
     torch.testing.assert_close(x[0, 0], hidden[0], rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="at least one to train"):
         build_feature_cache(Accelerator(cpu=True), model, processor, grounded["val"], tmp_path, stem_blocks=6)
