@@ -207,9 +207,9 @@ def test_a_trained_ctd_encoder_replaces_the_tower_without_its_student_init(monke
 @pytest.mark.parametrize("name, block", [("liteframe-micro-s", 5), ("teacher-vlm-micro-caption", 11)])
 def test_a_partial_trained_encoder_keeps_the_student_init_for_the_rest(name, block, tmp_path, monkeypatch):
     """The encoder files of liteframe-micro-s and of the recognition teacher hold only the blocks align.py trained
-    (in bf16): those replace the initialised ones, and every other weight is the student init from DINOv2-S (the
-    teacher's: DINOv2-S copied), as when the model is built untrained. A file with a weight the variant lacks is
-    refused. Stopped before the LLM is assembled."""
+    (packed: int8 matrices with a scale per row): those replace the initialised ones, and every other weight is the
+    student init from DINOv2-S (the teacher's: DINOv2-S copied), as when the model is built untrained. A file with a
+    weight the variant lacks, or an int8 matrix without its scales, is refused. Stopped before the LLM is assembled."""
     from safetensors.torch import save_file
 
     import liteframe_hf.micro as micro
@@ -225,21 +225,29 @@ def test_a_partial_trained_encoder_keeps_the_student_init_for_the_rest(name, blo
     with pytest.raises(Assembled) as untrained:
         micro.assemble_micro_model(spec.name, weights=None, progress=lambda *_: None)
     init = untrained.value.args[0].state_dict()
-    trained = {k: torch.full_like(v, 0.5, dtype=torch.bfloat16) for k, v in init.items()
+    generator = torch.Generator().manual_seed(0)
+    trained = {k: v + 0.01 * torch.randn(v.shape, generator=generator) for k, v in init.items()
                if k.startswith(f"layers.{block}.")}
     assert trained
+    packed = micro.pack_encoder(trained)
     weights = tmp_path / "weights"
     (weights / spec.encoder_from).mkdir(parents=True)
-    save_file(trained, str(weights / spec.encoder_from / micro.ENCODER_FILE))
+    save_file(packed, str(weights / spec.encoder_from / micro.ENCODER_FILE))
     for entry in spec.adapters:  # never read: the assembly stops before the adapters are merged
         (weights / entry).mkdir(parents=True, exist_ok=True)
-        for name in ("adapter_config.json", "adapter_model.safetensors"):
-            (weights / entry / name).touch()
+        for file in ("adapter_config.json", "adapter_model.safetensors"):
+            (weights / entry / file).touch()
     with pytest.raises(Assembled) as built:
         micro.assemble_micro_model(spec.name, weights=weights, progress=lambda *_: None)
     tower = built.value.args[0].state_dict()
-    assert all(torch.equal(tower[k], trained[k].float()) for k in trained)
+    unpacked = micro.unpack_encoder(packed)
+    assert all(torch.equal(tower[k], unpacked[k]) for k in trained)
+    assert all(not torch.equal(tower[k], init[k]) for k in trained)  # the trained values, not the init's
     assert all(torch.equal(tower[k], init[k]) for k in init if k not in trained)
     save_file({f"layers.{block + 1}.extra": torch.zeros(1)}, str(weights / spec.encoder_from / micro.ENCODER_FILE))
     with pytest.raises(ValueError, match="does not have"):
+        micro.assemble_micro_model(spec.name, weights=weights, progress=lambda *_: None)
+    matrix = next(k for k, v in trained.items() if v.dim() == 2)
+    save_file({matrix: packed[matrix]}, str(weights / spec.encoder_from / micro.ENCODER_FILE))
+    with pytest.raises(ValueError, match="no .*row_scale"):
         micro.assemble_micro_model(spec.name, weights=weights, progress=lambda *_: None)

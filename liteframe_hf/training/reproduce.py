@@ -9,9 +9,9 @@ reads and the package ships in liteframe_hf/weights/):
   liteframe-micro/encoder.safetensors     <- ctd/student (the CTD encoder)
   liteframe-micro/                        <- liteframe_lma/adapter (LiteFrame LMA, trained on liteframe-micro-ctd)
   teacher-vlm-micro-caption/encoder.safetensors
-                                          <- teacher_align_blocks/aligned (DINOv2-S's blocks align.py trained, bf16)
+                                          <- teacher_align_blocks/aligned (DINOv2-S's blocks align.py trained, packed)
   teacher-vlm-micro-caption/              <- teacher_caption_blocks/adapter (the teacher VLM's caption stage)
-  liteframe-micro-s/encoder.safetensors   <- liteframe_s_align/aligned (the blocks align.py trained, in bf16)
+  liteframe-micro-s/encoder.safetensors   <- liteframe_s_align/aligned (the blocks align.py trained, packed)
   liteframe-micro-s/                      <- liteframe_s_lma/adapter (LiteFrame-micro-S's LMA)
 
 and builds every model of `liteframe_hf.micro.MICRO_MODELS` whose parts are there into RUN_DIR/models/<name>/
@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from ..micro import (ENCODER_FILE, MICRO_MODELS, MICRO_NAME, MICRO_S_NAME, TEACHER_CAPTION_NAME, TEACHER_VLM_NAME,
-                     WEIGHTS_DIR, build_micro_model, weights_files)
+                     WEIGHTS_DIR, build_micro_model, pack_encoder, weights_files)
 
 __all__ = ["collect_weights", "compose_models", "trained_encoder_weights"]
 
@@ -56,7 +56,7 @@ def collect_weights(run: str | Path, progress=print) -> Path:
 
             exported = run / stage / ENCODER_FILE
             if not exported.is_file() or exported.stat().st_mtime < (aligned / "model.safetensors").stat().st_mtime:
-                save_file(trained_encoder_weights(aligned), str(exported))  # once per align run, not per call
+                save_file(pack_encoder(trained_encoder_weights(aligned)), str(exported))  # once per align run
             copies.append((exported, weights / entry / ENCODER_FILE))
     for src, dst in copies:
         if src.is_file() and (not dst.is_file() or dst.read_bytes() != src.read_bytes()):
@@ -66,10 +66,10 @@ def collect_weights(run: str | Path, progress=print) -> Path:
     return weights
 
 
-def trained_encoder_weights(aligned: str | Path, dtype=None) -> dict:
-    """The vision tower weights that align.py trained in `aligned` (its output's aligned/ folder): the blocks after
-    the frozen stem (train_blocks in the run's train_summary.json), the token mergers after them and the read-out,
-    in bf16 (the rest is the student init's, rebuilt from DINOv2-S when the model is assembled)."""
+def trained_encoder_weights(aligned: str | Path) -> dict:
+    """The vision tower weights that align.py trained in `aligned` (its output's aligned/ folder), in fp32: the blocks
+    after the frozen stem (train_blocks in the run's train_summary.json), the token mergers after them and the
+    read-out (the rest is the student init's, rebuilt from DINOv2-S when the model is assembled)."""
     import json
 
     import torch
@@ -93,7 +93,7 @@ def trained_encoder_weights(aligned: str | Path, dtype=None) -> dict:
 
     prefix = "model.vision_tower."
     with safe_open(str(aligned / "model.safetensors"), framework="pt") as f:
-        return {k[len(prefix):]: f.get_tensor(k).to(dtype or torch.bfloat16).contiguous()
+        return {k[len(prefix):]: f.get_tensor(k).float().contiguous()
                 for k in f.keys() if k.startswith(prefix) and trained(k[len(prefix):])}
 
 
