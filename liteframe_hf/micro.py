@@ -25,7 +25,7 @@ All share the rest: pixel shuffle 0.5 (projector input 4 x 384 = 1536 wide), an 
 A weights set is a folder with one entry per trained stage, as `scripts/reproduce_micro.sh` writes it:
 `teacher-vlm-micro/` (the teacher VLM's LMA adapter: projector + LoRA), `liteframe-micro/encoder.safetensors`
 (the CTD encoder) and `liteframe-micro/` (LiteFrame's LMA adapter); the recognition models' encoder files hold only
-the blocks their alignment trained, packed in int8 rows (`pack_encoder`). The package ships the set it was trained with
+the blocks their alignment trained, packed in int8 (`pack_weights`). The package ships the set it was trained with
 (`liteframe_hf/weights/`, its provenance in `weights/README.md`); `weights=None` assembles the untrained models
 (seeded projector, no LoRA) that training starts from. Built models are saved once as normal LiteFrame folders
 (weights + remote code + processor + pipeline entry) under `$LITEFRAME_HOME/models/<name>`.
@@ -69,36 +69,38 @@ RECORD = "liteframe_micro.json"  # what was assembled from what; written last
 WEIGHTS_DIR = Path(__file__).parent / "weights"  # the shipped weights set
 SHIPPED = "shipped"  # `weights=` default: the shipped set
 ENCODER_FILE = "encoder.safetensors"
-ROW_SCALE = ".row_scale"  # an int8 matrix's per-row scale in a packed encoder file (`pack_encoder`)
+INT8_SCALE = ".int8_scale"  # the scales of an int8 matrix in a packed weights file (`pack_weights`)
 
 
-def pack_encoder(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Encoder weights as a weights set stores them: each matrix in int8 with one fp32 scale per output row
-    (symmetric, |w| max of the row -> 127: half the bytes of bf16, the shipped set's size budget), every other tensor
-    (biases, norms, layer scales) in bf16. `unpack_encoder` reverses it."""
+def pack_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Trained weights as a weights set stores them: each matrix in int8 with one fp32 scale per slice along its
+    shorter side (symmetric: the slice's |w| max -> 127; a (rows, 1) or (1, cols) tensor beside it), at half the bytes
+    of bf16 for the shipped set's size budget; every other tensor (biases, norms, layer scales) in bf16.
+    `unpack_weights` reverses it."""
     packed = {}
     for name, tensor in state.items():
         tensor = tensor.detach().float()
         if tensor.dim() == 2:
-            scale = tensor.abs().amax(dim=1).clamp_min(1e-12) / 127
-            packed[name] = (tensor / scale[:, None]).round().to(torch.int8).contiguous()
-            packed[name + ROW_SCALE] = scale.contiguous()
+            scale = tensor.abs().amax(dim=1 if tensor.shape[0] <= tensor.shape[1] else 0, keepdim=True)
+            scale = scale.clamp_min(1e-12) / 127
+            packed[name] = (tensor / scale).round().to(torch.int8).contiguous()
+            packed[name + INT8_SCALE] = scale.contiguous()
         else:
             packed[name] = tensor.to(torch.bfloat16).contiguous()
     return packed
 
 
-def unpack_encoder(packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """fp32 weights of a stored encoder file: `pack_encoder`'s int8 rows times their scales; other tensors as they
-    are (an older file of plain fp32 or bf16 tensors loads unchanged)."""
+def unpack_weights(packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """fp32 weights of a stored weights file: `pack_weights`' int8 matrices times their scales; other tensors as they
+    are (a file of plain fp32 or bf16 tensors loads unchanged)."""
     state = {}
     for name, tensor in packed.items():
-        if name.endswith(ROW_SCALE):
+        if name.endswith(INT8_SCALE):
             continue
         if tensor.dtype == torch.int8:
-            if name + ROW_SCALE not in packed:
-                raise ValueError(f"int8 weight {name!r} has no {name + ROW_SCALE!r} beside it")
-            tensor = tensor.float() * packed[name + ROW_SCALE][:, None]
+            if name + INT8_SCALE not in packed:
+                raise ValueError(f"int8 weight {name!r} has no {name + INT8_SCALE!r} beside it")
+            tensor = tensor.float() * packed[name + INT8_SCALE]
         state[name] = tensor.float()
     return state
 
@@ -240,7 +242,7 @@ def assemble_micro_model(name: str, weights: str | Path | None = SHIPPED, progre
         from safetensors.torch import load_file
 
         weights_files(name, root)  # a clear error when the set lacks this model's files
-        trained = unpack_encoder(load_file(str(trained_encoder)))
+        trained = unpack_weights(load_file(str(trained_encoder)))
         unknown = sorted(set(trained) - set(tower.state_dict()))
         if unknown:
             raise ValueError(f"{trained_encoder}: {len(unknown)} weights that a {spec.vision_variant} encoder does not "

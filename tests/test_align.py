@@ -238,7 +238,7 @@ def test_align_train_blocks_trains_only_the_tower_after_its_stem_and_distils_the
     """align.py --train_blocks 2 --distill_from TEACHER on LiteFrame-micro-S: blocks 5-6, the final LayerNorm and the
     projector move, the stem and the LLM do not; the distillation term is on (its eval metric, and a run without it
     ends elsewhere); the exported encoder file holds exactly the trained tensors, packed as a weights set stores them."""
-    from liteframe_hf.micro import ROW_SCALE, pack_encoder, unpack_encoder
+    from liteframe_hf.micro import INT8_SCALE, pack_weights, unpack_weights
     from liteframe_hf.training.reproduce import trained_encoder_weights
 
     teacher_dir = tmp_path / "teacher"
@@ -265,11 +265,12 @@ def test_align_train_blocks_trains_only_the_tower_after_its_stem_and_distils_the
     exported = trained_encoder_weights(tmp_path / "run" / "aligned")
     assert {tower + k for k in exported} >= {k for k in moved if k.startswith(tower)}
     assert not any(k.startswith(("layers.0.", "layers.1.", "layers.2.", "layers.3.", "embeddings")) for k in exported)
-    # Stored packed: int8 matrices with a scale per row, the rest bf16; unpacked within half a step of the row's scale.
-    packed = pack_encoder(exported)
+    # Stored packed: int8 matrices with a scale per row (the shorter side), the rest bf16; unpacked within half a step.
+    packed = pack_weights(exported)
     assert packed["layers.5.mlp.fc1.weight"].dtype == torch.int8 and packed["post_layernorm.weight"].dtype == torch.bfloat16
-    unpacked = unpack_encoder(packed)
+    assert packed["layers.5.mlp.fc1.weight" + INT8_SCALE].shape == (1, 384)  # fc1 is (1536, 384): per column
+    unpacked = unpack_weights(packed)
     assert unpacked.keys() == exported.keys()
     for name, weight in exported.items():
-        step = packed[name + ROW_SCALE][:, None] if weight.dim() == 2 else weight.abs() / 128
+        step = packed[name + INT8_SCALE] if weight.dim() == 2 else weight.abs() / 128
         assert ((unpacked[name] - weight).abs() <= step / 2 + 1e-7).all(), name

@@ -229,7 +229,7 @@ def test_a_partial_trained_encoder_keeps_the_student_init_for_the_rest(name, blo
     trained = {k: v + 0.01 * torch.randn(v.shape, generator=generator) for k, v in init.items()
                if k.startswith(f"layers.{block}.")}
     assert trained
-    packed = micro.pack_encoder(trained)
+    packed = micro.pack_weights(trained)
     weights = tmp_path / "weights"
     (weights / spec.encoder_from).mkdir(parents=True)
     save_file(packed, str(weights / spec.encoder_from / micro.ENCODER_FILE))
@@ -240,7 +240,7 @@ def test_a_partial_trained_encoder_keeps_the_student_init_for_the_rest(name, blo
     with pytest.raises(Assembled) as built:
         micro.assemble_micro_model(spec.name, weights=weights, progress=lambda *_: None)
     tower = built.value.args[0].state_dict()
-    unpacked = micro.unpack_encoder(packed)
+    unpacked = micro.unpack_weights(packed)
     assert all(torch.equal(tower[k], unpacked[k]) for k in trained)
     assert all(not torch.equal(tower[k], init[k]) for k in trained)  # the trained values, not the init's
     assert all(torch.equal(tower[k], init[k]) for k in init if k not in trained)
@@ -249,5 +249,5 @@ def test_a_partial_trained_encoder_keeps_the_student_init_for_the_rest(name, blo
         micro.assemble_micro_model(spec.name, weights=weights, progress=lambda *_: None)
     matrix = next(k for k, v in trained.items() if v.dim() == 2)
     save_file({matrix: packed[matrix]}, str(weights / spec.encoder_from / micro.ENCODER_FILE))
-    with pytest.raises(ValueError, match="no .*row_scale"):
+    with pytest.raises(ValueError, match="no .*int8_scale"):
         micro.assemble_micro_model(spec.name, weights=weights, progress=lambda *_: None)

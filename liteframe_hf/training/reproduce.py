@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from ..micro import (ENCODER_FILE, MICRO_MODELS, MICRO_NAME, MICRO_S_NAME, TEACHER_CAPTION_NAME, TEACHER_VLM_NAME,
-                     WEIGHTS_DIR, build_micro_model, pack_encoder, weights_files)
+                     WEIGHTS_DIR, build_micro_model, pack_weights, weights_files)
 
 __all__ = ["collect_weights", "compose_models", "trained_encoder_weights"]
 
@@ -56,7 +56,7 @@ def collect_weights(run: str | Path, progress=print) -> Path:
 
             exported = run / stage / ENCODER_FILE
             if not exported.is_file() or exported.stat().st_mtime < (aligned / "model.safetensors").stat().st_mtime:
-                save_file(pack_encoder(trained_encoder_weights(aligned)), str(exported))  # once per align run
+                save_file(pack_weights(trained_encoder_weights(aligned)), str(exported))  # once per align run
             copies.append((exported, weights / entry / ENCODER_FILE))
     for src, dst in copies:
         if src.is_file() and (not dst.is_file() or dst.read_bytes() != src.read_bytes()):
