@@ -267,7 +267,8 @@ def test_align_train_blocks_trains_only_the_tower_after_its_stem_and_distils_the
     assert not any(k.startswith(("layers.0.", "layers.1.", "layers.2.", "layers.3.", "embeddings")) for k in exported)
     # Stored packed: int8 matrices with a scale per row (the shorter side), the rest bf16; unpacked within half a step.
     packed = pack_weights(exported)
-    assert packed["layers.5.mlp.fc1.weight"].dtype == torch.int8 and packed["post_layernorm.weight"].dtype == torch.bfloat16
+    assert packed["layers.5.mlp.fc1.weight"].dtype == torch.int8
+    assert packed["post_layernorm.weight"].dtype == torch.bfloat16
     assert packed["layers.5.mlp.fc1.weight" + INT8_SCALE].shape == (1, 384)  # fc1 is (1536, 384): per column
     unpacked = unpack_weights(packed)
     assert unpacked.keys() == exported.keys()
