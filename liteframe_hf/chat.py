@@ -25,13 +25,15 @@ from pathlib import Path
 import torch
 from transformers import TextStreamer
 
+from .micro import DEFAULT_NAME
+
 COMMANDS_HELP = "/frames N, /video PATH, /reset, /help, /quit"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="the video to talk about (a file path or URL)")
-    parser.add_argument("--model", default="liteframe-micro",
-                        help="a LiteFrame folder, Hub id or built-in name (default: liteframe-micro)")
+    parser.add_argument("--model", default=DEFAULT_NAME,
+                        help=f"a LiteFrame folder, Hub id or built-in name (default: {DEFAULT_NAME})")
     parser.add_argument("--frames", type=int, default=64, help="frames sampled from the video (default 64)")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="longest answer in tokens (default 128)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")

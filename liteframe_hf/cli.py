@@ -12,7 +12,7 @@ import sys
 
 # (command words, module, one-line help). Add a row to add a command.
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
-    (("demo",), "liteframe_hf.demo", "run the embedded LiteFrame-micro on a real MP4: shapes, tokens per frame, timings"),
+    (("demo",), "liteframe_hf.demo", "run the embedded default micro model on a real MP4: shapes, tokens per frame, timings"),
     (("chat",), "liteframe_hf.chat", "talk with a LiteFrame video LLM about one video in the terminal (the video is encoded once)"),
     (("bench", "arch"), "liteframe_hf.bench.arch", "params, paper-rule TFLOPs and latency of the encoder variants"),
     (("bench", "encoder"), "liteframe_hf.bench.encoder", "LiteFrame encoder speed work: shipped vs textbook implementation (eager attention, channels-first convs), same weights"),

@@ -1,10 +1,12 @@
-"""`liteframe demo`: the embedded default, the trained LiteFrame-micro, answering a question about a long video.
+"""`liteframe demo`: the embedded default micro model (`liteframe-micro-s`) answering a question about a long video.
 
 By default it asks a multiple-choice question about a held-out video of the needle benchmark's test split (its
 first video, rendered on first use from registry footage and cut-outs, as `liteframe data needle --split test
---first 1` does) and prints the question, the options, the model's answer, the truth and the stage timings. With
-`--video` (and `--question`) it answers a free-form question about any video. The model is built once from the
-registry assets and the trained weights shipped in the package (`liteframe_hf.micro`).
+--first 1` does) and prints the question, the options, the model's answer, the truth and the stage timings. The
+answer is the option the model finds most likely as its reply (`--scoring likelihood`, the protocol the micro models
+are trained and evaluated with; `generate` decodes a letter instead). With `--video` (and `--question`) it answers a
+free-form question about any video. The model is built once from the registry assets and the trained weights shipped
+in the package (`liteframe_hf.micro`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import argparse
 import time
 
 import torch
+
+from .micro import DEFAULT_NAME
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames sampled from the video (default 64: 16 clips, 256 LLM tokens)")
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--model", default=None,
-                        help="a LiteFrame folder or micro model name (default: build/reuse the trained LiteFrame-micro)")
+                        help="a LiteFrame folder or micro model name (default: build/reuse the shipped default, "
+                             f"{DEFAULT_NAME})")
+    parser.add_argument("--scoring", choices=("likelihood", "generate"), default="likelihood",
+                        help="how a benchmark question is answered: likelihood (default): the most likely option as "
+                             "the reply to the question (the micro models' protocol, `liteframe eval --scoring`); "
+                             "generate: the answer letter by greedy decoding of the standard MCQ prompt")
 
 
 def _benchmark_question(pick: str | None):
@@ -48,15 +57,17 @@ def _benchmark_question(pick: str | None):
 
 
 def main(args: argparse.Namespace) -> int:
-    from .eval.run import ask, load_model
+    from .eval.run import ask, load_model, score_question
     from .metrics.mcq_accuracy.mcq_accuracy import parse_answer
     from .profile import count_parameters
 
     start = time.perf_counter()
-    model, processor, info = load_model(args.model or "liteframe-micro")
+    model, processor, info = load_model(args.model or DEFAULT_NAME)
     question = None if args.video else _benchmark_question(args.question)
     video = args.video or str(question.video)
-    prompt = question.prompt if question else (args.question or "What happens in this video?")
+    cloze = question is not None and args.scoring == "likelihood"
+    prompt = ((question.question if cloze else question.prompt) if question
+              else (args.question or "What happens in this video?"))
     config, vision = model.config, model.model.vision_tower
     print(f"model: {info['model_path']} (ready in {time.perf_counter() - start:.1f} s)")
     print(f"  encoder   {count_parameters(vision) / 1e6:6.2f}M params  ({config.vision_config.hidden_size}-wide, "
@@ -64,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"  projector {count_parameters(model.model.multi_modal_projector) / 1e6:6.2f}M params")
     print(f"  LLM       {count_parameters(model.model.language_model) / 1e6:6.2f}M params ({config.text_config.model_type})")
 
-    # One pass through the processor to show the shapes; `ask` below repeats it with timings.
+    # One pass through the processor to show the shapes; answering below repeats it with timings.
     chat = [{"role": "user", "content": [{"type": "video", "video": video}, {"type": "text", "text": prompt}]}]
     inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True,
                                            return_tensors="pt",
@@ -81,11 +92,15 @@ def main(args: argparse.Namespace) -> int:
     print(f"  LLM tokens       {per_clip} per {clip_len}-frame clip = {per_clip / clip_len:g} per frame, "
           f"{per_clip * pixels.shape[1] // clip_len} for the video; prompt {inputs['input_ids'].shape[1]} tokens")
 
-    answer = ask(model, processor, video, prompt, args.num_frames, max_new_tokens=args.max_new_tokens)
+    if cloze:
+        answer = score_question(model, processor, question, args.num_frames)
+    else:
+        answer = ask(model, processor, video, prompt, args.num_frames, max_new_tokens=args.max_new_tokens)
     if question is not None:
         print(f"question ({question.id}): {question.question}")
-        for letter, option in zip("ABCDEFGH", question.options):
-            print(f"  {letter}. {option}")
+        scores = answer.option_scores or [None] * question.num_options
+        for letter, option, score in zip("ABCDEFGH", question.options, scores):
+            print(f"  {letter}. {option}" + (f"  (mean log-probability per token {score:.3f})" if cloze else ""))
         picked = parse_answer(answer.text, question.num_options)
         verdict = "correct" if picked == question.answer else "wrong"
         print(f"answer: {answer.text!r} -> {picked or 'no option letter'}; truth: {question.answer} ({verdict})")

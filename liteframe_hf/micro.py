@@ -17,16 +17,22 @@ package registries (see `liteframe_hf.assets`) plus a small *weights set* of tra
                              aligned to the objects' captions, and the caption stage's projector and LoRA
   liteframe-micro-s          LiteFrame-micro's layout at DINOv2-S's width (11.0M params, 16 LLM tokens per clip):
                              its blocks after the first merger aligned and distilled from that teacher, then LMA
-                             on it; `liteframe-micro-s-base` is its encoder as initialised, where alignment starts
+                             on it; `liteframe-micro-s-base` is its encoder as initialised, where alignment starts.
+                             The default (`DEFAULT_NAME`): what `liteframe demo` and `liteframe chat` run
+  liteframe-micro-s-qa       liteframe-micro-s after a multiple-choice stage on the needle benchmark's questions
+                             (new LoRA, answers in the cloze formulation)
+  teacher-vlm-micro-qa       teacher-vlm-micro-caption after the same stage; `teacher-vlm-micro-qa-posthoc` is it
+                             with post-hoc WAP (4, 2, 2), 16 LLM tokens per clip
 
 All share the rest: pixel shuffle 0.5 (projector input 4 x 384 = 1536 wide), an InternVL-style MLP projector
 (seeded init before training) and SmolLM2-135M-Instruct with InternVL's `<img>`, `</img>`, `<IMG_CONTEXT>` tokens.
 
-A weights set is a folder with one entry per trained stage, as `scripts/reproduce_micro.sh` writes it:
-`teacher-vlm-micro/` (the teacher VLM's LMA adapter: projector + LoRA), `liteframe-micro/encoder.safetensors`
-(the CTD encoder) and `liteframe-micro/` (LiteFrame's LMA adapter); the recognition models' encoder files hold only
-the blocks their alignment trained, packed in int8 (`pack_weights`). The package ships the set it was trained with
-(`liteframe_hf/weights/`, its provenance in `weights/README.md`); `weights=None` assembles the untrained models
+A weights set is a folder with one entry per trained stage, as `scripts/reproduce_micro.sh` and
+`liteframe_hf.training.reproduce` write it: `teacher-vlm-micro/` (the teacher VLM's LMA adapter: projector + LoRA),
+`liteframe-micro/encoder.safetensors` (the CTD encoder), `liteframe-micro/` (LiteFrame's LMA adapter), and so on per
+stage; the recognition models' encoder files hold only the blocks their alignment trained. Stored files are packed
+(`pack_weights`: matrices in int8 with per-slice scales, the rest in bf16). The package ships the set it was trained
+with (`liteframe_hf/weights/`, its provenance in `weights/README.md`); `weights=None` assembles the untrained models
 (seeded projector, no LoRA) that training starts from. Built models are saved once as normal LiteFrame folders
 (weights + remote code + processor + pipeline entry) under `$LITEFRAME_HOME/models/<name>`.
 """
@@ -63,6 +69,10 @@ TEACHER_CAPTION_NAME = "teacher-vlm-micro-caption"
 MICRO_S_NAME = "liteframe-micro-s"
 MICRO_S_BASE_NAME = "liteframe-micro-s-base"
 POSTHOC_NAME = "teacher-vlm-micro-posthoc"
+MICRO_S_QA_NAME = "liteframe-micro-s-qa"
+TEACHER_QA_NAME = "teacher-vlm-micro-qa"
+TEACHER_QA_POSTHOC_NAME = "teacher-vlm-micro-qa-posthoc"
+DEFAULT_NAME = MICRO_S_NAME  # what `liteframe demo`, `liteframe chat` and a bare build use
 IMAGE_SIZE = 224
 NUM_FRAMES = 16  # the processor's default frames per video
 RECORD = "liteframe_micro.json"  # what was assembled from what; written last
@@ -142,6 +152,17 @@ MICRO_MODELS: dict[str, MicroModel] = {
                    "LiteFrame-micro-S's encoder as initialised (DINOv2-S's first six blocks, average-pooling mergers) in "
                    "the caption-stage teacher VLM (its projector and LoRA): where its alignment starts",
                    layer_map="first"),
+        MicroModel(MICRO_S_QA_NAME, "liteframe-micro-s", "clip", MICRO_S_NAME,
+                   (TEACHER_VLM_NAME, TEACHER_CAPTION_NAME, MICRO_S_NAME, MICRO_S_QA_NAME),
+                   "LiteFrame-micro-S after its multiple-choice stage on the needle benchmark's questions (LoRA, cloze "
+                   "answers, 64 frames); 16 LLM tokens per clip", layer_map="first"),
+        MicroModel(TEACHER_QA_NAME, "dinov2-s", "copy", TEACHER_CAPTION_NAME,
+                   (TEACHER_VLM_NAME, TEACHER_CAPTION_NAME, TEACHER_QA_NAME),
+                   "teacher VLM after recognition and its multiple-choice stage on the needle benchmark's questions "
+                   "(LoRA, cloze answers, 8 or 16 frames); 64 LLM tokens per frame"),
+        MicroModel(TEACHER_QA_POSTHOC_NAME, "dinov2-s-wap", "copy", TEACHER_CAPTION_NAME,
+                   (TEACHER_VLM_NAME, TEACHER_CAPTION_NAME, TEACHER_QA_NAME),
+                   "teacher-vlm-micro-qa + post-hoc WAP (4, 2, 2) per clip, training-free: 16 LLM tokens per clip"),
         MicroModel(TEACHER_VLM_NAME, "dinov2-s", "copy", None, (TEACHER_VLM_NAME,),
                    "teacher VLM: frozen DINOv2-S/14 per frame, 64 LLM tokens per frame (256 per clip)"),
         MicroModel(POSTHOC_NAME, "dinov2-s-wap", "copy", None, (TEACHER_VLM_NAME,),
@@ -187,13 +208,13 @@ def weights_fingerprint(name: str, weights: str | Path | None) -> str | None:
     return h.hexdigest()
 
 
-def default_model_dir(name: str = MICRO_NAME) -> Path:
+def default_model_dir(name: str = DEFAULT_NAME) -> Path:
     """$LITEFRAME_HOME/models/<name>: built models share the cache root with the assets."""
     return liteframe_home() / "models" / _spec(name).name
 
 
 def build_micro_model(out_dir: str | Path | None = None, force: bool = False, progress=print, *,
-                      name: str = MICRO_NAME, weights: str | Path | None = SHIPPED) -> Path:
+                      name: str = DEFAULT_NAME, weights: str | Path | None = SHIPPED) -> Path:
     """Assemble micro model `name` (`MICRO_MODELS`) with the trained parts of `weights` (default: the shipped set;
     None: untrained) into `out_dir` (default `default_model_dir(name)`) and return the folder. Idempotent: an
     existing complete folder built from the same weights (by content) is reused; `force=True` rebuilds."""
@@ -349,9 +370,13 @@ def assemble_video_llm(vision_tower: LiteFrameVisionModel, language_model: str |
 def peft_wrapping():
     """Around peft's PeftModel construction (LMA's get_peft_model, merging an adapter): peft 0.21 reads
     `model.is_gradient_checkpointing`, which transformers 5 deprecated, so every wrap printed a FutureWarning that is
-    neither ours nor actionable. The value peft reads is still right."""
+    neither ours nor actionable. The value peft reads is still right. Wrapping a model for a stored adapter
+    (`load_trained_weights`) warns that the adapter config's `base_model_name_or_path` (a record of what it was
+    trained on) is replaced by the model's own: that is the model it applies to."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        warnings.filterwarnings("ignore", message="The PEFT config's `base_model_name_or_path` was renamed",
+                                category=UserWarning)
         yield
 
 
@@ -363,10 +388,20 @@ def load_trained_weights(model: LiteFrameForConditionalGeneration, folder: str |
     has no weights: the post-hoc variant takes the teacher VLM's weights)."""
     folder = Path(folder)
     if (folder / "adapter_config.json").is_file():
-        from peft import PeftModel
+        from peft import PeftConfig, get_peft_model, set_peft_model_state_dict
+        from safetensors.torch import load_file
 
+        # PeftModel.from_pretrained's steps, with the weights unpacked first: a weights set may store adapters packed
+        config = PeftConfig.from_pretrained(str(folder))
+        config.inference_mode = True
         with peft_wrapping():
-            merged = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+            wrapped = get_peft_model(model, config)
+        stored = load_file(str(folder / "adapter_model.safetensors"))
+        loaded = set_peft_model_state_dict(wrapped, unpack_weights(stored))
+        if loaded.unexpected_keys:
+            raise ValueError(f"{folder}: {len(loaded.unexpected_keys)} adapter weights this model has no place for, "
+                             f"e.g. {loaded.unexpected_keys[0]!r}")
+        merged = wrapped.merge_and_unload()
         if merged is not model:
             model.load_state_dict(merged.state_dict())
         return "PEFT adapter, merged"

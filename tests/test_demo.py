@@ -15,13 +15,13 @@ def test_liteframe_home_is_the_one_cache_root(tmp_path, monkeypatch):
     monkeypatch.delenv(assets.ENV_VAR, raising=False)
     monkeypatch.setenv("LITEFRAME_HOME", str(tmp_path / "home"))
     assert assets.cache_dir() == tmp_path / "home" / "assets"
-    assert default_model_dir() == tmp_path / "home" / "models" / "liteframe-micro"
+    assert default_model_dir() == tmp_path / "home" / "models" / "liteframe-micro-s"
     with pytest.raises(assets.AssetNotFoundError, match=str(tmp_path / "home" / "assets")):
         assets.asset_path("videos")
     # LITEFRAME_ASSETS stays as an override for the assets alone
     monkeypatch.setenv(assets.ENV_VAR, str(tmp_path / "elsewhere"))
     assert assets.cache_dir() == tmp_path / "elsewhere"
-    assert default_model_dir() == tmp_path / "home" / "models" / "liteframe-micro"
+    assert default_model_dir() == tmp_path / "home" / "models" / "liteframe-micro-s"
 
 
 def test_demo_answers_a_free_form_question_about_any_video(tmp_path, monkeypatch, capsys):
@@ -41,3 +41,36 @@ def test_demo_answers_a_free_form_question_about_any_video(tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert str(video) in out and "sampled frames   8" in out and "question: What moves?" in out
     assert "stage timings" in out and "answer:" in out
+
+
+@pytest.mark.parametrize("scoring", ["likelihood", "generate"])
+def test_demo_answers_the_benchmark_question_by_option_likelihood_or_by_letter(scoring, tmp_path, monkeypatch, capsys):
+    """Without --video the demo asks a benchmark question: by default the most likely option is the answer (each
+    option's score printed), with --scoring generate the decoded letter."""
+    import liteframe_hf.demo as demo
+    from liteframe_hf.eval.data import Question
+
+    model_dir = tmp_path / "tiny"
+    torch.manual_seed(0)
+    config = tiny_liteframe_config()
+    LiteFrameForConditionalGeneration(config).save_pretrained(model_dir)
+    video_processor = LiteFrameVideoProcessor(size={"height": 56, "width": 56}, num_frames=8)
+    processor = LiteFrameProcessor(video_processor, tiny_tokenizer(), tokens_per_clip=config.tokens_per_clip())
+    processor.save_pretrained(model_dir)
+    question = Question(id="test-000000-identity-0", video=assets.asset_path("bikes.mp4"),
+                        question="Which of these objects appears in the video?",
+                        options=["A bear.", "A raspberry.", "A green fedora.", "A bicycle."], answer="D",
+                        category="identity", line=1)
+    monkeypatch.setattr(demo, "_benchmark_question", lambda pick: question)
+    assert cli_main(["demo", "--model", str(model_dir), "--num-frames", "8", "--max-new-tokens", "2",
+                     "--scoring", scoring]) == 0
+    out = capsys.readouterr().out
+    assert "question (test-000000-identity-0): Which of these objects appears in the video?" in out
+    assert "  D. A bicycle." in out and "truth: D" in out
+    assert out.count("mean log-probability per token") == (4 if scoring == "likelihood" else 0)
+    if scoring == "likelihood":  # the answer is the option of the highest score
+        import re
+
+        scores = [float(x) for x in re.findall(r"mean log-probability per token (-?[0-9.]+)", out)]
+        best = "ABCD"[scores.index(max(scores))]
+        assert re.search(rf"answer: '{best}' -> {best}; truth: D", out), out

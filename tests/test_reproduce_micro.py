@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from liteframe_hf.cli import main as cli_main
 
@@ -60,6 +62,9 @@ def test_reproduce_micro_chain_runs_and_resumes(bench, tmp_path):
         "liteframe-micro/adapter_config.json", "liteframe-micro/adapter_model.safetensors",
         "liteframe-micro/encoder.safetensors", "teacher-vlm-micro/adapter_config.json",
         "teacher-vlm-micro/adapter_model.safetensors"]
+    for stored in ("liteframe-micro/adapter_model.safetensors", "liteframe-micro/encoder.safetensors",
+                   "teacher-vlm-micro/adapter_model.safetensors"):  # every weights file is stored packed
+        assert torch.int8 in {t.dtype for t in load_file(str(weights / stored)).values()}, stored
     record = lambda name: json.loads((run / "models" / name / "liteframe_micro.json").read_text())["trained"]
     assert record("liteframe-micro-ctd") == {"encoder": "liteframe-micro/encoder.safetensors",
                                              "adapters merged": ["teacher-vlm-micro"]}

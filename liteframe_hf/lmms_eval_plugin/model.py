@@ -15,6 +15,7 @@ from lmms_eval.api.model import lmms
 from tqdm.auto import tqdm
 
 from ..eval.run import DEFAULT_MAX_NEW_TOKENS, ask, load_model
+from ..micro import DEFAULT_NAME
 
 # Generation arguments passed on to `generate`; others a task may send (e.g. `until`) are handled here.
 GENERATE_KEYS = ("do_sample", "temperature", "top_p", "top_k", "num_beams", "repetition_penalty")
@@ -23,7 +24,7 @@ GENERATE_KEYS = ("do_sample", "temperature", "top_p", "top_k", "num_beams", "rep
 class LiteFrameLMM(lmms):
     is_simple = True
 
-    def __init__(self, pretrained: str = "liteframe-micro", num_frames: int | None = None, fps: float | None = None,
+    def __init__(self, pretrained: str = DEFAULT_NAME, num_frames: int | None = None, fps: float | None = None,
                  dtype: str = "auto", device: str | None = None, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                  batch_size: int | str = 1, **kwargs) -> None:
         super().__init__()

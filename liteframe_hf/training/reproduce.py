@@ -13,28 +13,33 @@ reads and the package ships in liteframe_hf/weights/):
   teacher-vlm-micro-caption/              <- teacher_caption_blocks/adapter (the teacher VLM's caption stage)
   liteframe-micro-s/encoder.safetensors   <- liteframe_s_align/aligned (the blocks align.py trained, packed)
   liteframe-micro-s/                      <- liteframe_s_lma/adapter (LiteFrame-micro-S's LMA)
+  teacher-vlm-micro-qa/                   <- teacher_mcq/adapter (the teacher VLM's multiple-choice stage)
+  liteframe-micro-s-qa/                   <- liteframe_s_mcq/adapter (LiteFrame-micro-S's multiple-choice stage)
 
 and builds every model of `liteframe_hf.micro.MICRO_MODELS` whose parts are there into RUN_DIR/models/<name>/
 (skipping folders already built from the same weights). Run it after each stage: LiteFrame's LMA trains on the
-liteframe-micro-ctd folder, so that one must exist before it.
+liteframe-micro-ctd folder, so that one must exist before it. Every weights file is stored packed
+(`liteframe_hf.micro.pack_weights`: int8 matrices), which keeps the shipped set within its size budget.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
-from ..micro import (ENCODER_FILE, MICRO_MODELS, MICRO_NAME, MICRO_S_NAME, TEACHER_CAPTION_NAME, TEACHER_VLM_NAME,
-                     WEIGHTS_DIR, build_micro_model, pack_weights, weights_files)
+import torch
+from safetensors.torch import load, save, save_file
+
+from ..micro import (ENCODER_FILE, MICRO_MODELS, MICRO_NAME, MICRO_S_NAME, MICRO_S_QA_NAME, TEACHER_CAPTION_NAME,
+                     TEACHER_QA_NAME, TEACHER_VLM_NAME, WEIGHTS_DIR, build_micro_model, pack_weights, weights_files)
 
 __all__ = ["collect_weights", "compose_models", "trained_encoder_weights"]
 
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 # weights-set entry <- the stage folder whose adapter/ it takes, and the align.py run whose trained blocks it takes
 ADAPTER_STAGES = {MICRO_NAME: "liteframe_lma", TEACHER_CAPTION_NAME: "teacher_caption_blocks",
-                  MICRO_S_NAME: "liteframe_s_lma"}
+                  MICRO_S_NAME: "liteframe_s_lma", TEACHER_QA_NAME: "teacher_mcq", MICRO_S_QA_NAME: "liteframe_s_mcq"}
 ENCODER_STAGES = {TEACHER_CAPTION_NAME: "teacher_align_blocks", MICRO_S_NAME: "liteframe_s_align"}
 
 
@@ -45,23 +50,29 @@ def collect_weights(run: str | Path, progress=print) -> Path:
     run = Path(run)
     weights = run / "weights"
     teacher = run / "teacher_vlm" / "adapter" if (run / "teacher_vlm").is_dir() else WEIGHTS_DIR / TEACHER_VLM_NAME
-    copies = [(teacher / f, weights / TEACHER_VLM_NAME / f) for f in ADAPTER_FILES]
-    copies += [(run / "ctd" / "student" / "model.safetensors", weights / MICRO_NAME / ENCODER_FILE)]
-    for entry, stage in ADAPTER_STAGES.items():
-        copies += [(run / stage / "adapter" / f, weights / entry / f) for f in ADAPTER_FILES]
+    adapters = [(teacher, TEACHER_VLM_NAME)]
+    adapters += [(run / stage / "adapter", entry) for entry, stage in ADAPTER_STAGES.items()]
+    copies = [(run / "ctd" / "student" / "model.safetensors", weights / MICRO_NAME / ENCODER_FILE)]
+    for src, entry in adapters:
+        copies += [(src / ADAPTER_CONFIG, weights / entry / ADAPTER_CONFIG),
+                   (src / ADAPTER_WEIGHTS, weights / entry / ADAPTER_WEIGHTS)]
     for entry, stage in ENCODER_STAGES.items():
         aligned = run / stage / "aligned"
         if (aligned / "model.safetensors").is_file():
-            from safetensors.torch import save_file
-
             exported = run / stage / ENCODER_FILE
             if not exported.is_file() or exported.stat().st_mtime < (aligned / "model.safetensors").stat().st_mtime:
                 save_file(pack_weights(trained_encoder_weights(aligned)), str(exported))  # once per align run
             copies.append((exported, weights / entry / ENCODER_FILE))
     for src, dst in copies:
-        if src.is_file() and (not dst.is_file() or dst.read_bytes() != src.read_bytes()):
+        if not src.is_file():
+            continue
+        data = src.read_bytes()
+        if src.suffix == ".safetensors":  # packed unless it already is (the shipped set's, align exports)
+            state = load(data)
+            data = data if any(t.dtype == torch.int8 for t in state.values()) else save(pack_weights(state))
+        if not dst.is_file() or dst.read_bytes() != data:
             dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+            dst.write_bytes(data)
             progress(f"weights: {dst} <- {src}")
     return weights
 
