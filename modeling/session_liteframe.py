@@ -221,7 +221,8 @@ class VideoSession:
     processor_kwargs: the processor's arguments (`num_frames`, `fps`, `size`, ...), as for `apply_chat_template`.
 
     `timings` holds the shared stages (ms): decode, preprocess, encode, prefill (the prefix). `prefix_tokens` is the
-    prefix's length, `cache_bytes` the memory its cache holds. Raises `NotCacheable` when the chat does not fit.
+    prefix's length, `cache_bytes` the memory its cache holds, `frame_times` the sampled frames' timestamps (s).
+    Raises `NotCacheable` when the chat does not fit.
     """
 
     def __init__(self, model, processor, video, chat=None, processor_kwargs=None):
@@ -232,7 +233,7 @@ class VideoSession:
             chat = [{"role": "user", "content": [{"type": "video", "video": video}, {"type": "text", "text": ""}]}]
         session_video(chat)
         self.prefix_text, _ = split_prompt(processor, chat)
-        self.cache, self.prefix_ids, self.timings = None, None, {}
+        self.cache, self.prefix_ids, self.timings, self.frame_times = None, None, {}, None
         with torch.inference_mode():
             self._prefill(chat)
 
@@ -246,7 +247,11 @@ class VideoSession:
         start = time.perf_counter()
         with time_method(processor.video_processor, "fetch_videos", timings, "decode"):
             inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                                   return_tensors="pt", processor_kwargs=self.processor_kwargs)
+                                                   return_tensors="pt",
+                                                   processor_kwargs={**self.processor_kwargs, "return_metadata": True})
+        metadata = inputs.get("video_metadata")
+        times = metadata[0].timestamps if metadata else None  # None for frames given without a frame rate
+        self.frame_times = [float(t) for t in times] if times is not None else None
         ids = inputs["input_ids"][0]
         end_id = getattr(processor, "clip_end_token_id", None)
         marks = (ids == end_id).nonzero() if end_id is not None else (ids == model.config.video_token_id).nonzero()

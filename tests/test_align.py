@@ -78,6 +78,47 @@ def test_cached_tokens_are_the_projector_input_of_the_first_frame(grounded, teac
         GroundedFeatures(path, vocabulary=data.vocabulary[:2])
 
 
+def test_partial_views_show_the_cut_out_only_while_onscreen_and_their_cache_knows_which_frames(teacher, tmp_path):
+    """`--partial`: a view's cut-out is pasted only on its onscreen frames (the same draws otherwise); the rows say
+    when, and the feature cache marks the cut-out's cells only in frames that show it, and takes the first such frame
+    when it caches one frame per clip (the distillation teacher's targets)."""
+    import numpy as np
+
+    from liteframe_hf.data.grounded import ViewRenderer, grounded_vocabulary
+    from liteframe_hf.data.needle import haystack_sources
+
+    stamp, sources = grounded_vocabulary(4)[0], haystack_sources("val")[:1]
+    full, _, box = ViewRenderer(sources, np.random.default_rng(0), 8, 0.125, 1).view(stamp, False)
+    part, _, same_box = ViewRenderer(sources, np.random.default_rng(0), 8, 0.125, 1).view(stamp, False, onscreen=(2, 5))
+    assert box == same_box and torch.equal(full[2:5], part[2:5])
+    assert not torch.equal(full[:2], part[:2]) and not torch.equal(full[5:], part[5:])
+
+    out = tmp_path / "grounded"
+    assert cli(["data", "grounded", "--split", "val", "--out", str(out), "--views", "2", "--objects", "4",
+                "--seconds", "1", "--partial", "1"]) == 0
+    manifest = out / "val" / "manifest.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert all(r["id"].endswith("-p1") for r in rows)  # its own names: never another build's clips
+    assert all(0.25 <= r["onscreen"][1] - r["onscreen"][0] <= 0.875 and r["onscreen"][1] <= 1.0 for r in rows)
+    model, processor = teacher  # per frame: every frame has its own tokens and shares
+    every = GroundedFeatures(build_feature_cache(Accelerator(cpu=True), model, processor, manifest, tmp_path, frames=4))
+    one = GroundedFeatures(build_feature_cache(Accelerator(cpu=True), model, processor, manifest, tmp_path, frames=1))
+    firsts = []
+    for i, row in enumerate(rows):
+        video = str(manifest.parent / row["video"])
+        times = processor.video_processor([video], num_frames=4, return_tensors="pt",
+                                          return_metadata=True)["video_metadata"][0].timestamps
+        shown = [row["onscreen"][0] <= t < row["onscreen"][1] for t in times]
+        assert any(shown)  # on screen for a quarter of the clip at least: one of the 4 sampled frames shows it
+        per_frame = every.object_share[i].view(4, -1).sum(1)
+        assert [bool(x > 0) for x in per_frame] == shown, (row, times)
+        first = shown.index(True)
+        firsts.append(first)
+        assert torch.equal(one.tokens[i], every.tokens[i].view(4, -1, every.tokens.shape[-1])[first])
+        assert torch.equal(one.object_share[i], every.object_share[i].view(4, -1)[first])
+    assert max(firsts) > 0  # some view shows it only after its first frame: not frame 0 by luck
+
+
 def test_token_alignment_loss_sends_covered_tokens_to_their_caption_and_the_rest_to_background():
     targets = torch.eye(3) * 2  # captions 0, 1 and background (row 2)
     share = torch.tensor([[0.9, 0.1]])  # token 0 covers the object, token 1 does not
@@ -166,6 +207,29 @@ def test_lma_alignment_weight_adds_the_token_alignment_loss_of_each_grounded_row
     assert first_loss["2"] - first_loss["0"] == pytest.approx(expected, rel=2e-3)
     trained = [load_file_projector(tmp_path / w / "adapter") for w in ("0", "2")]
     assert not torch.allclose(trained[0], trained[1])  # the alignment term moved the projector
+
+    # Rows whose cut-out is on screen for only part of the clip (`onscreen`, here the first half): a frame outside it
+    # has no object token, all background. Same videos and answers, so the same answer loss as the run above.
+    partial = tmp_path / "partial.jsonl"
+    rows = [json.loads(line) for line in grounded["train"].read_text().splitlines()]
+    partial.write_text("".join(json.dumps({**r, "video": str(grounded["train"].parent / r["video"]),
+                                           "onscreen": [0.0, 0.5]}) + "\n" for r in rows))
+    _script("lma", *[str(partial) if arg == str(grounded["train"]) else arg for arg in common], "--output_dir",
+            str(tmp_path / "partial"), "--alignment_weight", "2")
+    metrics = (tmp_path / "partial" / "metrics.csv").read_text().splitlines()
+    header, step1 = metrics[0].split(","), next(m.split(",") for m in metrics[1:] if m.startswith("1,"))
+    data = VideoConversationDataset(VideoTable(str(partial)), cfg, processor, seed=0, fixed=True, vocabulary=vocabulary)
+    losses = []
+    with torch.no_grad():
+        for i in range(len(data)):
+            sample = data[i]
+            assert sample["shown"].tolist() == [True, True, False, False]  # frames at 0.125, 0.375, 0.625, 0.875 s
+            tokens = model.get_video_features(sample["pixel_values_videos"][None]).pooler_output
+            share = (object_share(sample["box"][None], 8)[:, None] * sample["shown"][None, :, None]).flatten(1)
+            losses.append(token_alignment_loss(tokens, sample["object"][None], share, targets))
+    expected_partial = 2 * torch.stack(losses).mean().item()
+    assert abs(expected_partial - expected) > 0.01
+    assert float(step1[header.index("loss")]) - first_loss["0"] == pytest.approx(expected_partial, rel=2e-3)
 
 
 def load_file_projector(adapter: Path) -> torch.Tensor:

@@ -214,6 +214,25 @@ def test_eval_cli_end_to_end_on_real_videos(tiny_model, bench, tmp_path, capsys)
     for point in result["points"]:
         _check_point(point, result["predictions"], {r["id"]: r for r in manifest_rows})
     assert [p["id"] for p in result["predictions"]] == [r["id"] for r in manifest_rows] * 2
+    # Which sampled frames caught each needle (the processor's own timestamps), and identity questions grouped by it.
+    from liteframe_hf import LiteFrameProcessor
+
+    processor, rows = LiteFrameProcessor.from_pretrained(tiny_model), {r["id"]: r for r in manifest_rows}
+    for prediction in result["predictions"]:
+        row = rows[prediction["id"]]
+        times = processor.video_processor([str(bench.parent / row["video"])], num_frames=prediction["frames"],
+                                          return_tensors="pt", return_metadata=True)["video_metadata"][0].timestamps
+        assert prediction["needle_frames"] == [sum(n["start"] <= t < n["end"] for t in times) for n in row["needles"]]
+    for point in result["points"]:
+        expected: dict[str, dict[str, int]] = {}
+        for p in result["predictions"]:
+            row = rows[p["id"]]
+            if p["frames"] == point["frames"] and p["category"] == "identity":  # the needle the answer names
+                right = row["options"]["ABCD".index(row["answer"])]
+                (k,) = [k for n, k in zip(row["needles"], p["needle_frames"]) if n["caption"] == right]
+                group = expected.setdefault(str(k) if k < 3 else "3+", {"correct": 0, "n": 0})
+                group["n"], group["correct"] = group["n"] + 1, group["correct"] + p["correct"]
+        assert expected and point["identity_by_needle_frames"] == dict(sorted(expected.items()))
     assert all(p["new_tokens"] <= 4 for p in result["predictions"])
     assert "| accuracy % [95 % CI] |" in stdout
     assert len([line for line in stdout.splitlines() if line.startswith("| ")]) == 3  # header + one row per point

@@ -1,4 +1,4 @@
-"""`liteframe data grounded`: short clips with one captioned cut-out in view the whole time, many views per object.
+"""`liteframe data grounded`: short clips with one captioned cut-out in view, many views per object.
 
 The needle benchmark shows each object for 1-3 s inside a 30-120 s video, once; a model that is to recognise the
 objects needs many *grounded* views of each: the cut-out pasted the benchmark's way (longer side 35-60 % of the frame
@@ -10,10 +10,13 @@ benchmark's closed vocabulary (`needle.split_stamps`): the objects its train, va
 Each view is written as a short MP4 (`--seconds` at `--fps`, the cut-out static as in the benchmark) with one row in
 `manifest.jsonl`, in the needle manifest's format (an identity question with 4 options and the answer letter), plus
 the `caption`: the rows train the CTD encoder on stamp-bearing clips, the alignment stage on captions and LMA on
-letters, and `liteframe eval` scores them.
+letters, and `liteframe eval` scores them. With `--partial P` a share P of the views shows the cut-out for only part
+of the clip (the row's `onscreen` [start, end) in seconds), as a long video's needle fills only some frames of the
+4-frame clip it falls in: a model that merges a clip's frames must learn to keep an object from some of them.
 
   liteframe data grounded --split train --out grounded --views 20
   liteframe data grounded --split val --out grounded --views 4
+  liteframe data grounded --split train --out grounded_partial --views 80 --partial 0.5
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 import torch
 
 __all__ = ["GroundedViews", "ViewRenderer", "grounded_vocabulary", "object_share", "render_views", "build_grounded",
-           "add_arguments", "main"]
+           "shows_cut_out", "add_arguments", "main"]
 
 RENDER_SIZE = (426, 240)  # the needle benchmark's frame size (width, height)
 CLIP_SPACING = 0.25  # seconds between the frames of an in-memory view: inside a needle's 1-3 s on-screen window
@@ -52,6 +55,16 @@ class GroundedViews:
     def object_share(self, grid: int) -> torch.Tensor:
         """`object_share` of these views' boxes."""
         return object_share(self.boxes, grid)
+
+
+def shows_cut_out(row: dict, times) -> list[bool]:
+    """Which frames at `times` (s, the decoder's actual timestamps) show a grounded row's cut-out: all of them, unless
+    the row's `onscreen` [start, end) says otherwise. Both ends are moved down by a millisecond, so a frame whose
+    time is a boundary rounded in the manifest still counts on the side it was rendered on."""
+    if row.get("onscreen") is None:
+        return [True] * len(times)
+    start, end = (float(t) - 1e-3 for t in row["onscreen"])
+    return [start <= float(t) < end for t in times]
 
 
 def object_share(boxes: torch.Tensor, grid: int) -> torch.Tensor:
@@ -114,8 +127,10 @@ class ViewRenderer:
             clip = clip[..., y0:y0 + height, x0:x0 + width]
             self.backgrounds += [(src.name, c) for c in clip.reshape(starts_per_source, frames, *clip.shape[1:])]
 
-    def view(self, stamp, augment: bool) -> tuple[torch.Tensor, str, tuple[int, int, int, int]]:
-        """(uint8 frames (T, 3, 240, 426), footage name, box x, y, w, h) of one grounded view of `stamp`."""
+    def view(self, stamp, augment: bool, onscreen: tuple[int, int] | None = None
+             ) -> tuple[torch.Tensor, str, tuple[int, int, int, int]]:
+        """(uint8 frames (T, 3, 240, 426), footage name, box x, y, w, h) of one grounded view of `stamp`, pasted on
+        every frame or only on frames onscreen = [first, end)."""
         from PIL import Image
 
         from .needle import _stamp_pixels
@@ -136,7 +151,8 @@ class ViewRenderer:
         premul = torch.from_numpy(np.ascontiguousarray(rgb * alpha)).permute(2, 0, 1)
         keep = torch.from_numpy(np.ascontiguousarray(1.0 - alpha)).permute(2, 0, 1)
         frames = clip.float()
-        frames[..., y:y + h, x:x + w] = frames[..., y:y + h, x:x + w] * keep + premul
+        shown = frames[slice(*onscreen) if onscreen else slice(None)]  # a view: pasting writes into frames
+        shown[..., y:y + h, x:x + w] = shown[..., y:y + h, x:x + w] * keep + premul
         return (frames + 0.5).clamp(0, 255).to(torch.uint8), name, (x, y, w, h)
 
 
@@ -179,9 +195,13 @@ def _write_mp4(path: Path, frames: torch.Tensor, fps: int, crf: int) -> None:
 
 def build_grounded(out, split: str = "train", views: int = 20, seconds: float = 2.0, fps: int = 8, seed: int = 0,
                    objects: int | None = None, stamps=None, haystacks=None, cache=None, crf: int = 23,
-                   progress: bool = True) -> Path:
+                   progress: bool = True, partial: float = 0.0) -> Path:
     """Render `views` grounded clips per object of the closed vocabulary into OUT/SPLIT/videos and write
-    OUT/SPLIT/manifest.jsonl; returns the manifest. Reruns keep the clips already written (same seed, same clips)."""
+    OUT/SPLIT/manifest.jsonl; returns the manifest. Reruns keep the clips already written (same seed, same clips).
+    partial: the share of views whose cut-out is on screen for only part of the clip, as a needle is for part of the
+    4-frame clip a long video's frames are grouped into: a contiguous quarter to all but one frame of it, anywhere in
+    it (a quarter: the 4 frames a model samples from a clip of up to 4 s are a quarter of it apart, so one of them
+    always shows it); their rows say when (`onscreen`: [start, end) in seconds)."""
     from tqdm.auto import tqdm
 
     from .needle import LETTERS, QUESTIONS, haystack_sources
@@ -190,6 +210,8 @@ def build_grounded(out, split: str = "train", views: int = 20, seconds: float = 
         raise ValueError(f"unknown grounded split {split!r}; choose from {', '.join(FOOTAGE)}")
     if views < 1 or fps < 1 or seconds * fps < 4:
         raise ValueError(f"need views >= 1 and at least 4 frames per clip (seconds x fps), got {views}, {seconds} x {fps}")
+    if not 0.0 <= partial <= 1.0:
+        raise ValueError(f"partial is a share of the views, in [0, 1]; got {partial}")
     vocab = grounded_vocabulary(objects, seed, stamps, cache)
     captions = [s.caption for s in vocab]
     folder = Path(out) / split
@@ -204,18 +226,25 @@ def build_grounded(out, split: str = "train", views: int = 20, seconds: float = 
         renderer.rng = np.random.default_rng([seed, 7, list(FOOTAGE).index(split), label])
         others = [c for c in range(len(vocab)) if c != label]
         for v in range(views):
-            frames, name, box = renderer.view(stamp, augment=split == "train")
+            onscreen = None
+            if partial and renderer.rng.random() < partial:  # no draw without --partial: those builds stay as they were
+                length = int(renderer.rng.integers(-(-n_frames // 4), n_frames))
+                first = int(renderer.rng.integers(0, n_frames - length + 1))
+                onscreen = (first, first + length)
+            frames, name, box = renderer.view(stamp, augment=split == "train", onscreen=onscreen)
             distractors = [captions[i] for i in renderer.rng.choice(others, size=3, replace=False)]
             position = (label + v) % 4  # every answer letter equally often
             options = distractors[:position] + [stamp.caption] + distractors[position:]
-            vid = f"{split}-{label:04d}-{v:03d}"
+            # a build with --partial draws other views: its own names, so a rerun never keeps another build's clips
+            vid = f"{split}-{label:04d}-{v:03d}" + (f"-p{partial:g}" if partial else "")
             path = folder / "videos" / f"{vid}.mp4"
             if not path.is_file():
                 _write_mp4(path, frames, fps, crf)
             rows.append({"id": vid, "video": f"videos/{vid}.mp4", "category": "identity",
                          "question": QUESTIONS["identity"], "options": options, "answer": LETTERS[position],
                          "caption": stamp.caption, "stamp": stamp.rel, "footage": name, "box": list(box),
-                         "duration": round(n_frames / fps, 3)})
+                         "duration": round(n_frames / fps, 3),
+                         **({"onscreen": [round(i / fps, 6) for i in onscreen]} if onscreen else {})})
     manifest = folder / "manifest.jsonl"
     tmp = manifest.with_suffix(".partial")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -235,6 +264,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--objects", type=int, default=None, help="a random subset of the closed vocabulary (default: all 40)")
     parser.add_argument("--seconds", type=float, default=2.0, help="clip length (default 2)")
     parser.add_argument("--fps", type=int, default=8, help="frames per second (default 8)")
+    parser.add_argument("--partial", type=float, default=0.0,
+                        help="share of views whose cut-out is on screen for only part of the clip (a contiguous "
+                             "quarter to all but one frame of it; the row's `onscreen` says when), as a needle is for "
+                             "part of a 4-frame clip of a long video (default 0: in view the whole time)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stamps", default=None, help="folder of cut-outs (X.png + X.txt) instead of the Tux Paint stamps")
     parser.add_argument("--haystacks", default=None, help="folder of background videos instead of the split's footage")
@@ -244,7 +277,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     try:
         build_grounded(args.out, args.split, args.views, args.seconds, args.fps, args.seed, args.objects, args.stamps,
-                       args.haystacks, args.cache_dir)
+                       args.haystacks, args.cache_dir, partial=args.partial)
     except (ValueError, FileNotFoundError) as e:
         print(f"liteframe data grounded: {e}", file=sys.stderr)
         return 2

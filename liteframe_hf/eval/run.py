@@ -134,6 +134,7 @@ class Answer:
     prompt_tokens: int
     token_ids: list[int] | None = None  # the generated tokens, to compare runs token for token
     option_scores: list[float] | None = None  # --scoring likelihood: each option's mean log-probability per token
+    frame_times: list[float] | None = None  # the sampled frames' timestamps (s)
 
 
 def answer_question(model, processor, question: Question, num_frames: int, max_new_tokens: int) -> Answer:
@@ -158,8 +159,9 @@ def ask(model, processor, video, prompt: str, num_frames: int | None = None, fps
     # the processor's decoding step, timed inside the processor call
     with time_method(processor.video_processor, "fetch_videos", timings, "decode"):
         inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                               return_tensors="pt", processor_kwargs=sampling)
-    inputs.pop("video_metadata", None)
+                                               return_tensors="pt",
+                                               processor_kwargs={**sampling, "return_metadata": True})
+    metadata = inputs.pop("video_metadata", None)
     inputs = inputs.to(device)
     inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(model.dtype)
     sync()
@@ -184,7 +186,14 @@ def ask(model, processor, video, prompt: str, num_frames: int | None = None, fps
     new = sequences[0, prompt_tokens:]
     text = processor.tokenizer.decode(new, skip_special_tokens=True).strip()
     return Answer(text=text, timings=timings, new_tokens=int(new.numel()), prompt_tokens=int(prompt_tokens),
-                  token_ids=new.tolist())
+                  token_ids=new.tolist(), frame_times=_frame_times(metadata))
+
+
+def _frame_times(metadata) -> list[float] | None:
+    """The sampled frames' timestamps (s) from the processor's `video_metadata`; None when it has none (frames given
+    without a frame rate)."""
+    times = metadata[0].timestamps if metadata else None
+    return [float(t) for t in times] if times is not None else None
 
 
 def open_session(model, processor, video, num_frames: int | None = None, fps: float | None = None):
@@ -208,7 +217,7 @@ def ask_in_session(session, prompt: str, max_new_tokens: int = DEFAULT_MAX_NEW_T
     new = out.sequences[0, out.prompt_length:]
     text = session.processor.tokenizer.decode(new, skip_special_tokens=True).strip()
     return Answer(text=text, timings=timings, new_tokens=int(new.numel()), prompt_tokens=out.prompt_length,
-                  token_ids=new.tolist())
+                  token_ids=new.tolist(), frame_times=session.frame_times)
 
 
 def score_in_session(session, question: Question, first: bool = False) -> Answer:
@@ -223,7 +232,7 @@ def score_in_session(session, question: Question, first: bool = False) -> Answer
                "encode": shared.get("encode", 0.0), "prefill": shared.get("prefill", 0.0) + own["copy"],
                "generate": own["score"]}
     return Answer(text=LETTERS[out.best], timings=timings, new_tokens=0, prompt_tokens=out.prompt_tokens,
-                  token_ids=None, option_scores=[round(x, 4) for x in out.scores])
+                  token_ids=None, option_scores=[round(x, 4) for x in out.scores], frame_times=session.frame_times)
 
 
 def score_question(model, processor, question: Question, num_frames: int) -> Answer:
@@ -253,6 +262,35 @@ def _answers_by_video(model, processor, questions, num_frames: int, max_new_toke
                     yield index, question, score_in_session(session, question, first=n == 0), n == 0
                 else:
                     yield index, question, ask_in_session(session, question.prompt, max_new_tokens, first=n == 0), n == 0
+
+
+# ------------------------------------------------------------------------------- did the frames catch the needle?
+def needle_frames(question: Question, frame_times: list[float] | None) -> dict:
+    """{"needle_frames": [k per needle]}: how many of the sampled frames fall inside each needle's on-screen
+    interval [start, end) (needle benchmark rows, which list their `needles`); {} for other rows."""
+    needles = question.extra.get("needles")
+    if not needles or frame_times is None:
+        return {}
+    return {"needle_frames": [sum(float(n["start"]) <= t < float(n["end"]) for t in frame_times) for n in needles]}
+
+
+def identity_by_needle_frames(records: list[dict], questions: dict[str, Question]) -> dict:
+    """{"identity_by_needle_frames": {"0": {"correct", "n"}, "1": ..., "2": ..., "3+": ...}}: identity questions
+    grouped by how many sampled frames showed the needle they ask about (the right option's object). It separates
+    the two things frame scaling needs: catching the needle and recognising it once caught. {} without such rows."""
+    groups: dict[str, dict[str, int]] = {}
+    for record in records:
+        question = questions[record["id"]]
+        if question.category != "identity" or "needle_frames" not in record:
+            continue
+        answer = question.options[ord(question.answer) - ord("A")]
+        caught = [k for n, k in zip(question.extra["needles"], record["needle_frames"]) if n["caption"] == answer]
+        if not caught:
+            continue
+        group = groups.setdefault(str(caught[0]) if caught[0] < 3 else "3+", {"correct": 0, "n": 0})
+        group["n"] += 1
+        group["correct"] += int(record["correct"])
+    return {"identity_by_needle_frames": dict(sorted(groups.items()))} if groups else {}
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -376,6 +414,7 @@ def evaluate_model(
                 "answer_ids": answer.token_ids,
                 **({"option_scores": answer.option_scores} if answer.option_scores is not None else {}),
                 "prompt_tokens": answer.prompt_tokens, "timings": {k: round(v, 3) for k, v in answer.timings.items()},
+                **needle_frames(question, answer.frame_times),
                 **({"first_of_video": first} if first is not None else {}), "_index": index,
             })
         wall = time.perf_counter() - wall
@@ -398,6 +437,7 @@ def evaluate_model(
             "prompt_tokens_median": statistics.median(r["prompt_tokens"] for r in records),
             "latency_ms": latency_summary(records),
             "wall_s": round(wall, 2),  # every question of the point, end to end (scoring excluded)
+            **identity_by_needle_frames(records, {q.id: q for q in questions}),
             **(_session_latency(records) if reuse_video else {}),
         })
         predictions += records
@@ -406,6 +446,9 @@ def evaluate_model(
             f"[{100 * point['ci_low']:.1f}, {100 * point['ci_high']:.1f}] (chance {100 * point['chance']:.1f} %), "
             f"n {point['n']}, unparseable {point['unparseable']}, total {point['latency_ms']['total']['median']:.0f} ms "
             f"median per question, {point['wall_s']:.1f} s in all")
+        if point.get("identity_by_needle_frames"):
+            log("  identity questions by sampled frames on the needle: " + ", ".join(
+                f"{k}: {v['correct']}/{v['n']}" for k, v in point["identity_by_needle_frames"].items()))
         if reuse_video and point["latency_ms_first"] and point["latency_ms_followup"]:
             log(f"  video sessions: first question {point['latency_ms_first']['total']['median']:.0f} ms, follow-up "
                 f"{point['latency_ms_followup']['total']['median']:.0f} ms median ({point['videos']} videos)")

@@ -303,7 +303,8 @@ class AlignConfig(TokenAlignmentConfig):
     distill_weight: float = option(0.0, "weight of the distillation term (MSE + 1 - cosine to the teacher's "
                                         "tokens); needs distill_from", "objective")
     distill_frames: int = option(1, "frames of each clip the teacher encodes for its targets (1: the first frame, "
-                                    "the cache of align_teacher_micro.yaml)", "objective")
+                                    "the cache of align_teacher_micro.yaml; the first that shows the cut-out for a "
+                                    "row with `onscreen`)", "objective")
 
     def __post_init__(self) -> None:
         if self.feature_cache is None:  # resolved here so config.yaml records the folder the run really uses

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ..data.grounded import shows_cut_out
 from ..modeling.processing_liteframe import VIDEO_MARKER
 from ..modeling.video_decoding_liteframe import VideoDecodeError, decode_frames, plan_clip_frames, probe_video
 from ..modeling.video_processing_liteframe import LiteFrameVideoProcessor
@@ -429,6 +430,9 @@ class VideoConversationDataset(_VideoSampleDataset):
             grounded = row.get("box") is not None and row.get("caption") in self.objects
             sample["object"] = torch.tensor(self.objects[row["caption"]] if grounded else -1)
             sample["box"] = torch.tensor(row["box"] if grounded else [0, 0, 0, 0], dtype=torch.float32)
+            # which frames show the cut-out (`onscreen` rows: by the decoded frames' times; the others: all)
+            times = metadata.timestamps if metadata.timestamps is not None else start + plan.timestamps
+            sample["shown"] = torch.tensor(shows_cut_out(row, times) if grounded else [True] * len(times))
         return sample
 
 
@@ -456,5 +460,7 @@ class ConversationCollator:
                 "video_num_frames": torch.tensor([s["pixel_values_videos"].shape[0] for s in samples]),
                 "key": torch.tensor([s["key"] for s in samples]),
                 "skipped": torch.tensor(sum(s["skipped"] for s in samples)),
-                **{k: torch.stack([s[k] for s in samples]) for k in ("object", "box") if k in samples[0]}}
+                **{k: torch.stack([s[k] for s in samples]) for k in ("object", "box") if k in samples[0]},
+                **({"shown": torch.nn.utils.rnn.pad_sequence([s["shown"] for s in samples], batch_first=True)}
+                   if "shown" in samples[0] else {})}
 

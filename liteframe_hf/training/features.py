@@ -38,7 +38,8 @@ def _rows(manifest) -> list[dict]:
 
 def _fingerprint(rows: list[dict], tower, frames: int, size: int, stem_blocks: int | None) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([[r["video"], r["caption"], r["box"]] for r in rows]).encode())
+    digest.update(json.dumps([[r["video"], r["caption"], r["box"]] + ([r["onscreen"]] if "onscreen" in r else [])
+                              for r in rows]).encode())
     digest.update(json.dumps(tower.config.to_dict(), sort_keys=True).encode())
     for name, tensor in sorted(tower.state_dict().items()):
         digest.update(name.encode())
@@ -52,6 +53,31 @@ def per_frame_tower(config) -> bool:
     attention inside a frame, no temporal mixer or temporal merging); then any number of frames can be encoded."""
     merges_time = any(int(f[0]) != 1 for f in (config.downsample_layers or {}).values())
     return config.attention_scope == "frame" and config.temporal_mixer == "none" and not merges_time
+
+
+def _frames_showing_the_object(out, rows: list[dict], frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pixels (B, frames, ...), shown (B, frames) bool) of a batch the video processor sampled: the first `frames`
+    frames, and which of them show the cut-out (all of them, unless a row's `onscreen` [start, end) says otherwise, by
+    each frame's actual timestamp). One frame of a per-frame tower (frames 1 of a longer clip) is the first that shows
+    the cut-out."""
+    from ..data.grounded import shows_cut_out
+
+    pixels = out["pixel_values_videos"]
+    shown = torch.ones(pixels.shape[:2], dtype=torch.bool)
+    for i, (row, meta) in enumerate(zip(rows, out["video_metadata"])):
+        if row.get("onscreen") is not None:
+            shown[i] = torch.tensor(shows_cut_out(row, meta.timestamps[:pixels.shape[1]]))
+            if not shown[i].any():
+                raise ValueError(f"{row['video']}: none of the {pixels.shape[1]} sampled frames is inside its "
+                                 f"onscreen {row['onscreen']}")
+            if 1 < frames < pixels.shape[1]:  # the first frames could all miss it: a clip of background
+                raise ValueError(f"{row['video']}: a row shown for part of its clip caches 1 frame (the first that "
+                                 f"shows it) or whole clips, not {frames}")
+    if frames == 1:
+        first = shown.int().argmax(1)  # the first frame that shows it (frame 0 for a row in view the whole time)
+        index = torch.arange(len(rows))
+        return pixels[index, first][:, None], shown[index, first][:, None]
+    return pixels[:, :frames], shown[:, :frames]
 
 
 @contextlib.contextmanager
@@ -92,13 +118,14 @@ def build_feature_cache(accelerator, model, processor, manifest, folder, frames:
     path = Path(folder) / name
     if accelerator.is_main_process and not path.is_file():
         root = Path(manifest).parent
-        tokens, boxes = [], []
+        tokens, boxes, present = [], [], []
         for start in tqdm(range(0, len(rows), batch_size), desc=f"features {Path(manifest).parent.name}",
                           unit="batch", disable=not accelerator.is_local_main_process):
             chunk = rows[start:start + batch_size]
             videos = [str(root / r["video"]) if not Path(r["video"]).is_absolute() else r["video"] for r in chunk]
-            pixels = processor.video_processor(videos, num_frames=max(frames, clip_len),
-                                               return_tensors="pt")["pixel_values_videos"][:, :frames]
+            out = processor.video_processor(videos, num_frames=max(frames, clip_len), return_tensors="pt",
+                                            return_metadata=True)
+            pixels, shown = _frames_showing_the_object(out, chunk, frames)
             with _clip_len(tower.config, frames) if frames % clip_len else contextlib.nullcontext():
                 if stem_blocks is not None:
                     x, _ = tower.run_blocks(*tower.embed(pixels.to(tower.dtype)), stop=stem_blocks)
@@ -109,11 +136,15 @@ def build_feature_cache(accelerator, model, processor, manifest, folder, frames:
                     shuffled = pixel_shuffle(grid.reshape(b * t, h, w, d), model.config.pixel_shuffle_factor)
                     tokens.append(shuffled.reshape(b, -1, shuffled.shape[-1]).to(torch.bfloat16))
             boxes += [r["box"] for r in chunk]
-        tokens = torch.cat(tokens)
-        # each frame's (or clip's) LLM tokens: a side x side grid, token_frames of them per clip
+            present.append(shown)
+        tokens, present = torch.cat(tokens), torch.cat(present)  # present: (N, frames)
+        # each frame's (or clip's) LLM tokens: a side x side grid, token_frames of them per clip; a token frame whose
+        # frames all miss the cut-out (a row with `onscreen`) has none of it
         token_frames, side, _ = model.config.llm_token_grid(size)
         token_frames = token_frames * frames // clip_len
-        share = object_share(torch.tensor(boxes), side).repeat(1, token_frames)
+        present = present.reshape(len(rows), token_frames, -1).any(-1)
+        share = object_share(torch.tensor(boxes), side)[:, None, :] * present[:, :, None]
+        share = share.flatten(1)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".partial")
         meta = {"rows": json.dumps([{k: r[k] for k in ("caption", "options", "answer")} for r in rows]),
