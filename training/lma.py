@@ -134,14 +134,13 @@ def main(argv: list[str] | None = None) -> dict:
     def alignment_loss(batch, tokens: torch.Tensor) -> torch.Tensor:
         """Sum over the micro-batch's grounded rows of each row's token-alignment loss (the mean over its clips).
         tokens: (clips, tokens_per_clip, d) of every encoded clip, the batch's videos one after another."""
-        shares = object_share(batch["box"].cpu(), side).to(tokens.device)  # (B, side * side): one frame's
         total = tokens.new_zeros(())
         per_video = tokens.split((batch["video_num_frames"] // clip_len).tolist())
-        for clips, obj, share, shown, n in zip(per_video, batch["object"], shares, batch["shown"],
-                                               batch["video_num_frames"]):
-            if obj >= 0:  # a token frame has the cut-out when one of its frames shows it (`onscreen` rows)
-                present = shown[:n].to(tokens.device).reshape(len(clips), token_frames, -1).any(-1)
-                share_per_clip = (share[None, None, :] * present[:, :, None]).flatten(1)  # (clips, tokens_per_clip)
+        for clips, obj, box, shown, n in zip(per_video, batch["object"], batch["box"], batch["shown"],
+                                             batch["video_num_frames"]):
+            if obj >= 0:  # the box's share in each token frame whose frames show the cut-out: (clips, tokens_per_clip)
+                share_per_clip = object_share(box.cpu().expand(len(clips), -1), side, shown[:n].view(len(clips), -1),
+                                              token_frames).to(tokens.device)
                 total = total + token_alignment_loss(
                     clips.float(), obj.expand(len(clips)), share_per_clip, targets, cfg.temperature,
                     cfg.min_object_share, cfg.background_weight, cfg.mse_weight)

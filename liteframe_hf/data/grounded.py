@@ -67,9 +67,15 @@ def shows_cut_out(row: dict, times) -> list[bool]:
     return [start <= float(t) < end for t in times]
 
 
-def object_share(boxes: torch.Tensor, grid: int) -> torch.Tensor:
+def object_share(boxes: torch.Tensor, grid: int, shown: torch.Tensor | None = None,
+                 token_frames: int = 1) -> torch.Tensor:
     """(V, grid * grid): the share of each token's cell (a grid x grid tiling of the frame, row-major) that each box
-    (x, y, w, h at RENDER_SIZE) covers: which of a clip's tokens see the object."""
+    (x, y, w, h at RENDER_SIZE) covers: which of a clip's tokens see the object. With `shown` (V, frames), which
+    frames show it: (V, token_frames * grid * grid), frame-major, the share in every token frame that one of its
+    frames shows it in, 0 in the others."""
+    if shown is not None:
+        present = shown.reshape(len(boxes), token_frames, -1).any(-1).to(torch.float32)  # (V, token_frames)
+        return (object_share(boxes, grid)[:, None, :] * present[:, :, None]).flatten(1)
     width, height = RENDER_SIZE
     edges_x, edges_y = torch.linspace(0, width, grid + 1), torch.linspace(0, height, grid + 1)
     x, y, w, h = boxes.float().unbind(1)

@@ -142,9 +142,7 @@ def build_feature_cache(accelerator, model, processor, manifest, folder, frames:
         # frames all miss the cut-out (a row with `onscreen`) has none of it
         token_frames, side, _ = model.config.llm_token_grid(size)
         token_frames = token_frames * frames // clip_len
-        present = present.reshape(len(rows), token_frames, -1).any(-1)
-        share = object_share(torch.tensor(boxes), side)[:, None, :] * present[:, :, None]
-        share = share.flatten(1)
+        share = object_share(torch.tensor(boxes), side, present, token_frames)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".partial")
         meta = {"rows": json.dumps([{k: r[k] for k in ("caption", "options", "answer")} for r in rows]),
