@@ -1,6 +1,6 @@
-"""scripts/reproduce_micro.sh end to end with tiny settings: a 3-video needle split stands in for every split,
-each training stage takes one step with the real parts (DINOv2-S, SmolLM2, liteframe-micro), every model is
-evaluated on 2 questions at 4 frames, and the tables and plot are written. A second run skips every stage.
+"""scripts/reproduce_micro.sh end to end with tiny settings, each chain on its own: a 3-video needle split stands in
+for every split, each training stage takes one step with the real parts (DINOv2-S, SmolLM2, liteframe-micro), every
+model is evaluated on 2 questions at 4 frames, and the tables and plot are written. A second run skips every stage.
 Slow: the real micro models are assembled and loaded several times (minutes on a 2-core CPU)."""
 
 import json
@@ -34,7 +34,7 @@ def bench(needle_haystacks, tmp_path_factory):
 def test_reproduce_micro_chain_runs_and_resumes(bench, tmp_path):
     plan = "".join(f"{model} test 2 4\n" for model in MODELS)
     env = dict(os.environ, RUN=str(tmp_path / "run"), BENCH=str(bench), DOCS=str(tmp_path / "docs"), SPLITS="test",
-               EVAL_PLAN=plan, EVAL_THREADS="1",
+               CHAINS="first", EVAL_PLAN=plan, EVAL_THREADS="1",
                TEACHER_ARGS=f"{ONE_STEP} --frame_budgets 4 --num_eval_samples 1",
                LMA_ARGS=f"{ONE_STEP} --frame_budgets 4 --num_eval_samples 1",
                CTD_ARGS=f"{ONE_STEP} --clips_per_video 1 --num_eval_clips 2 --num_calibration_clips 2 --warmup_steps 0",
@@ -75,3 +75,41 @@ def test_reproduce_micro_chain_runs_and_resumes(bench, tmp_path):
     again = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "running" not in again.stdout and again.stdout.count("skipped") == 11  # every stage, nothing rerun
+
+
+RECOGNITION_MODELS = ("teacher-vlm-micro-qa", "liteframe-micro-s-qa")
+
+
+@pytest.mark.slow
+def test_reproduce_micro_recognition_chain_runs_from_the_shipped_teacher(bench, tmp_path):
+    """CHAINS=recognition: grounded clips of 4 objects, each alignment / caption / multiple-choice stage one step,
+    the models built from the run's weights set (the first teacher VLM from the shipped set), two evals."""
+    one = f"{ONE_STEP} --frame_budgets 4 --num_eval_samples 1"
+    env = dict(os.environ, RUN=str(tmp_path / "run"), BENCH=str(bench), DOCS=str(tmp_path / "docs"), SPLITS="test",
+               CHAINS="recognition", GROUNDED_VIEWS="2 1", GROUNDED_ARGS="--objects 4 --seconds 1",
+               ALIGN_ARGS="--max_steps 1 --per_device_batch_size 4 --eval_steps 1 --save_steps 1 --warmup_steps 0",
+               CAPTION_ARGS=one, MCQ_ARGS=one, EVAL_THREADS="1",
+               EVAL_PLAN="".join(f"{model} test 2 4\n" for model in RECOGNITION_MODELS),
+               EVAL_ARGS="--warmup 0 --scoring likelihood", HF_HUB_OFFLINE="1")
+    script = str(ROOT / "scripts" / "reproduce_micro.sh")
+    done = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    run = tmp_path / "run"
+    stages = [line.split()[0] for line in (run / "logs" / "stage_seconds.txt").read_text().splitlines()]
+    assert stages == ["grounded_val", "grounded_train", "grounded_partial_val", "grounded_partial_train",
+                      "models_teacher", "teacher_align_blocks", "teacher_caption_blocks", "models_recognition",
+                      "liteframe_s_align", "liteframe_s_lma", "teacher_mcq", "liteframe_s_mcq", "models_qa",
+                      *(f"eval_{m}_test_n2_f4" for m in RECOGNITION_MODELS), "plot_test"]
+    partial = [json.loads(line) for line in (run / "grounded_partial" / "train" / "manifest.jsonl").open()]
+    assert any("onscreen" in row for row in partial)  # LiteFrame-micro-S aligns on partly shown cut-outs
+    assert "grounded_partial" in (run / "liteframe_s_align" / "config.yaml").read_text()
+    assert "teacher_align_blocks/aligned" in (run / "liteframe_s_align" / "config.yaml").read_text()  # distilled
+    record = lambda name: json.loads((run / "models" / name / "liteframe_micro.json").read_text())["trained"]
+    assert record("liteframe-micro-s-qa") == {
+        "encoder": "liteframe-micro-s/encoder.safetensors",
+        "adapters merged": ["teacher-vlm-micro", "teacher-vlm-micro-caption", "liteframe-micro-s", "liteframe-micro-s-qa"]}
+    assert record("teacher-vlm-micro-qa")["adapters merged"][-1] == "teacher-vlm-micro-qa"
+    for model in RECOGNITION_MODELS:
+        result = json.loads((tmp_path / "docs" / f"eval_{model}_test_n2_f4.json").read_text())
+        assert result["points"][0]["n"] == 2
