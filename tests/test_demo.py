@@ -61,7 +61,7 @@ def test_demo_answers_the_benchmark_question_by_option_likelihood_or_by_letter(s
                         question="Which of these objects appears in the video?",
                         options=["A bear.", "A raspberry.", "A green fedora.", "A bicycle."], answer="D",
                         category="identity", line=1)
-    monkeypatch.setattr(demo, "_benchmark_question", lambda pick: question)
+    monkeypatch.setattr(demo, "_benchmark_question", lambda pick, index: question)
     assert cli_main(["demo", "--model", str(model_dir), "--num-frames", "8", "--max-new-tokens", "2",
                      "--scoring", scoring]) == 0
     out = capsys.readouterr().out
@@ -74,3 +74,35 @@ def test_demo_answers_the_benchmark_question_by_option_likelihood_or_by_letter(s
         scores = [float(x) for x in re.findall(r"mean log-probability per token (-?[0-9.]+)", out)]
         best = "ABCD"[scores.index(max(scores))]
         assert re.search(rf"answer: '{best}' -> {best}; truth: D", out), out
+
+
+def test_demo_test_video_picks_that_videos_questions(tmp_path, monkeypatch):
+    """--test-video N asks about the test split's video N: its questions only, rendered as the first N+1 videos."""
+    import json
+    import shutil
+
+    import liteframe_hf.data.needle as needle
+    import liteframe_hf.demo as demo
+
+    rendered = []
+
+    def build_split(split, out, first=None, **kwargs):  # the first `first` videos' questions, as build_split writes
+        rendered.append((split, first))
+        manifest = tmp_path / f"manifest_first{first}.jsonl"
+        for v in range(first):  # one video file per video (a copy of a real clip)
+            if not (tmp_path / f"test-{v:06d}.mp4").exists():
+                shutil.copyfile(assets.asset_path("bikes.mp4"), tmp_path / f"test-{v:06d}.mp4")
+        rows = [{"id": f"test-{v:06d}-identity-{i}", "video": f"test-{v:06d}.mp4",
+                 "question": "Which of these objects appears in the video?", "options": ["A.", "B.", "C.", "D."],
+                 "answer": "ABCD"[i], "category": "identity"} for v in range(first) for i in range(2)]
+        manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return manifest
+
+    monkeypatch.setattr(needle, "build_split", build_split)
+    assert demo._benchmark_question(None, 2).id == "test-000002-identity-0"
+    assert demo._benchmark_question("1", 2).id == "test-000002-identity-1"
+    assert rendered == [("test", 3), ("test", 3)]
+    with pytest.raises(SystemExit, match="no question '2'"):
+        demo._benchmark_question("2", 0)
+    with pytest.raises(SystemExit, match="videos 0-"):
+        demo._benchmark_question(None, 10_000)
