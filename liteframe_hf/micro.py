@@ -16,8 +16,9 @@ package registries (see `liteframe_hf.assets`) plus a small *weights set* of tra
   teacher-vlm-micro-caption  the teacher VLM after recognition training: DINOv2-S/14 with its last four blocks
                              aligned to the objects' captions, and the caption stage's projector and LoRA
   liteframe-micro-s          LiteFrame-micro's layout at DINOv2-S's width (11.0M params, 16 LLM tokens per clip):
-                             its blocks after the first merger aligned and distilled from that teacher, then LMA
-                             on it; `liteframe-micro-s-base` is its encoder as initialised, where alignment starts.
+                             its blocks after the first merger aligned and distilled from that teacher on clips
+                             where the object is on screen for all or part of the clip, then LMA on it;
+                             `liteframe-micro-s-base` is its encoder as initialised, where alignment starts.
                              The default (`DEFAULT_NAME`): what `liteframe demo` and `liteframe chat` run
   liteframe-micro-s-qa       liteframe-micro-s after a multiple-choice stage on the needle benchmark's questions
                              (new LoRA, answers in the cloze formulation)
@@ -146,8 +147,8 @@ MICRO_MODELS: dict[str, MicroModel] = {
         MicroModel(MICRO_S_NAME, "liteframe-micro-s", "clip", MICRO_S_NAME,
                    (TEACHER_VLM_NAME, TEACHER_CAPTION_NAME, MICRO_S_NAME),
                    "LiteFrame-micro-S: DINOv2-S's first six blocks with in-network token merging, the blocks after the "
-                   "first merger trained by token alignment and distillation from the teacher VLM, then LMA; 16 LLM "
-                   "tokens per clip", layer_map="first"),
+                   "first merger trained by token alignment (on clips showing the object for all or part of the clip) and "
+                   "distillation from the teacher VLM, then LMA; 16 LLM tokens per clip", layer_map="first"),
         MicroModel(MICRO_S_BASE_NAME, "liteframe-micro-s", "clip", None, (TEACHER_VLM_NAME, TEACHER_CAPTION_NAME),
                    "LiteFrame-micro-S's encoder as initialised (DINOv2-S's first six blocks, average-pooling mergers) in "
                    "the caption-stage teacher VLM (its projector and LoRA): where its alignment starts",

@@ -5,11 +5,12 @@ cut-outs: held-out views on held-out footage), 4-way, at 4 frames, answered by o
 protocol). It must score at least the accuracy measured at shipping minus a margin of 3 clips (numerical differences
 across machines and the supported transformers releases can flip a close call).
 
-Measured: 37/40 = 92.5 % [80.1, 97.4] (2026-12-06, 33 s; the same 40 clips score 37/40 inside the full val run of
-240 views, 89.2 %, docs/reproduce_micro.md; chance 25 %). This guards the shipped weights and the path that loads
-them (packed files, the encoder's trained blocks over the student init, four adapters merged in order, processor,
-cloze scoring). On the needle benchmark's long videos the model is still at chance, so a needle subset could not
-tell a broken model from this one."""
+Measured: 34/40 = 85.0 % [70.9, 92.9] for the weights shipped on 2026-12-06 (the model aligned on partly shown
+cut-outs; the same 40 clips score 34/40 inside the full val run of 240 views, 87.1 %, docs/reproduce_micro.md "Sixth
+pass"; chance 25 %). This guards the shipped weights and the path that loads them (packed files, the encoder's
+trained blocks over the student init, four adapters merged in order, processor, cloze scoring). On the needle
+benchmark's long videos the model is near chance (32 % on val at 64 frames), so a needle subset could not tell a
+broken model from this one."""
 
 import json
 
@@ -17,7 +18,7 @@ import pytest
 
 from liteframe_hf.cli import main as cli_main
 
-MEASURED = 37 / 40  # `liteframe eval liteframe-micro-s --data val/manifest.jsonl --frames 4 --scoring likelihood`
+MEASURED = 34 / 40  # `liteframe eval liteframe-micro-s --data val/manifest.jsonl --frames 4 --scoring likelihood`
 MARGIN = 3 / 40
 
 
