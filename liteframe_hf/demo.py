@@ -2,11 +2,11 @@
 
 By default it asks a multiple-choice question about a held-out video of the needle benchmark's test split (its
 first video, or video N with `--test-video N`, rendered on first use from registry footage and cut-outs, as
-`liteframe data needle --split test --first N+1` does) and prints the question, the options, the model's answer, the truth and the stage timings. The
-answer is the option the model finds most likely as its reply (`--scoring likelihood`, the protocol the micro models
-are trained and evaluated with; `generate` decodes a letter instead). With `--video` (and `--question`) it answers a
-free-form question about any video. The model is built once from the registry assets and the trained weights shipped
-in the package (`liteframe_hf.micro`).
+`liteframe data needle --split test --first N+1` does) and prints the question, the options, the model's answer,
+the truth and the stage timings. The answer is the option the model finds most likely as its reply (`--scoring
+likelihood`, the protocol the micro models are trained and evaluated with; `generate` decodes a letter instead).
+With `--video` (and `--question`) it answers a free-form question about any video. The model is built once from the
+registry assets and the trained weights shipped in the package (`liteframe_hf.micro`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def _benchmark_question(pick: str | None, index: int = 0):
     from .eval.data import load_manifest
 
     if not 0 <= index < SPLIT_SPECS["test"].videos:
-        raise SystemExit(f"liteframe demo: --test-video {index}: the test split has videos 0-{SPLIT_SPECS['test'].videos - 1}")
+        last = SPLIT_SPECS["test"].videos - 1
+        raise SystemExit(f"liteframe demo: --test-video {index}: the test split has videos 0-{last}")
     manifest = build_split("test", liteframe_home() / "bench" / "needle", first=index + 1)
     questions = load_manifest(manifest).questions
     video = list(dict.fromkeys(q.video for q in questions))[index]

@@ -147,8 +147,8 @@ MICRO_MODELS: dict[str, MicroModel] = {
         MicroModel(MICRO_S_NAME, "liteframe-micro-s", "clip", MICRO_S_NAME,
                    (TEACHER_VLM_NAME, TEACHER_CAPTION_NAME, MICRO_S_NAME),
                    "LiteFrame-micro-S: DINOv2-S's first six blocks with in-network token merging, the blocks after the "
-                   "first merger trained by token alignment (on clips showing the object for all or part of the clip) and "
-                   "distillation from the teacher VLM, then LMA; 16 LLM tokens per clip", layer_map="first"),
+                   "first merger trained by token alignment (on clips showing the object for all or part of the clip) "
+                   "and distillation from the teacher VLM, then LMA; 16 LLM tokens per clip", layer_map="first"),
         MicroModel(MICRO_S_BASE_NAME, "liteframe-micro-s", "clip", None, (TEACHER_VLM_NAME, TEACHER_CAPTION_NAME),
                    "LiteFrame-micro-S's encoder as initialised (DINOv2-S's first six blocks, average-pooling mergers) in "
                    "the caption-stage teacher VLM (its projector and LoRA): where its alignment starts",

@@ -183,7 +183,8 @@ def test_lma_alignment_weight_adds_the_token_alignment_loss_of_each_grounded_row
     train.write_text("".join(json.dumps(r) + "\n" for r in rows))
     common = ["--config", str(ROOT / "training" / "configs" / "lma_caption_teacher_micro.yaml"), "--base_model",
               str(base), "--train_data", str(train), "--eval_data", str(grounded["val"]),
-              "--per_device_batch_size", str(len(rows)), "--max_steps", "1", "--logging_steps", "1", "--eval_steps", "0",
+              "--per_device_batch_size", str(len(rows)), "--max_steps", "1", "--logging_steps", "1",
+              "--eval_steps", "0",
               "--num_eval_samples", "2", "--no-save_merged", "--num_workers", "0"]
     first_loss = {}
     for weight in ("0", "2"):

@@ -108,7 +108,8 @@ def test_reproduce_micro_recognition_chain_runs_from_the_shipped_teacher(bench, 
     record = lambda name: json.loads((run / "models" / name / "liteframe_micro.json").read_text())["trained"]
     assert record("liteframe-micro-s-qa") == {
         "encoder": "liteframe-micro-s/encoder.safetensors",
-        "adapters merged": ["teacher-vlm-micro", "teacher-vlm-micro-caption", "liteframe-micro-s", "liteframe-micro-s-qa"]}
+        "adapters merged": ["teacher-vlm-micro", "teacher-vlm-micro-caption", "liteframe-micro-s",
+                            "liteframe-micro-s-qa"]}
     assert record("teacher-vlm-micro-qa")["adapters merged"][-1] == "teacher-vlm-micro-qa"
     for model in RECOGNITION_MODELS:
         result = json.loads((tmp_path / "docs" / f"eval_{model}_test_n2_f4.json").read_text())
