@@ -144,7 +144,7 @@ if [[ " $CHAINS " == *" recognition "* ]]; then
   #    first merger trained by token alignment and compressed-token distillation from the aligned teacher, on partly
   #    shown cut-outs; then its own caption stage.
   stage models_recognition "$RUN/models/liteframe-micro-s-base/liteframe_micro.json" \
-    "$PY" -m liteframe_hf.training.reproduce "$RUN" --models teacher-vlm-micro-caption liteframe-micro-s-base
+    "$PY" -m liteframe_hf.training.reproduce "$RUN" --models liteframe-micro-s-base
   stage liteframe_s_align "$RUN/liteframe_s_align/train_summary.json" \
     "$PY" training/align.py --config training/configs/align_liteframe_micro_s_partial.yaml \
     --output_dir "$RUN/liteframe_s_align" --base_model "$RUN/models/liteframe-micro-s-base" $(ON "$GP") \
