@@ -170,10 +170,10 @@ fi
 
 # 11. Evaluation: one `liteframe eval` run per line of EVAL_PLAN, each on the first LIMIT questions of its split (the
 #     same questions for every model), with its latency in the same run; one eval at a time, like everything here.
-for_plan() {
+for_plan() {  # one line per eval: MODEL SPLIT LIMIT FRAMES(dash-joined, one word) NAME
   echo "$EVAL_PLAN" | while read -r model split limit frames; do
     [ -n "$model" ] || continue
-    echo "$model" "$split" "$limit" "$frames" "eval_${model}_${split}_n${limit}_f${frames// /-}"
+    echo "$model" "$split" "$limit" "${frames// /-}" "eval_${model}_${split}_n${limit}_f${frames// /-}"
   done
 }
 for_plan | while read -r model split limit frames name; do
@@ -183,10 +183,14 @@ for_plan | while read -r model split limit frames name; do
     --frames ${frames//-/ } --threads "$EVAL_THREADS" --json "$DOCS/$name.json" --no-progress $EVAL_ARGS </dev/null
 done
 
-# 12. Tables and the accuracy-vs-latency plot (the paper's Figure 1), one per split.
+# 12. Tables and the accuracy-vs-latency plot (the paper's Figure 1, its latency protocol: video encoding + LLM
+#     prefill of a video's first question), one per split, over this plan's evals only (DOCS may hold other runs').
 for split in $SPLITS; do
+  mapfile -t evals < <(for_plan | while read -r _ s _ _ name; do [ "$s" = "$split" ] && echo "$DOCS/$name.json"; done)
+  [ ${#evals[@]} -gt 0 ] || continue
   stage "plot_${split}" "$DOCS/accuracy_latency_${split}.png" \
-    "$PY" -m liteframe_hf.cli eval plot "$DOCS"/eval_*_"${split}"_n*.json --out "$DOCS/accuracy_latency_${split}.png" \
-    --markdown "$DOCS/results_${split}.md" --title "needle $split: accuracy vs latency (CPU)"
+    "$PY" -m liteframe_hf.cli eval plot "${evals[@]}" --latency encode_prefill \
+    --out "$DOCS/accuracy_latency_${split}.png" --markdown "$DOCS/results_${split}.md" \
+    --title "needle $split: accuracy vs latency (CPU)"
 done
 echo "done: tables $DOCS/results_*.md, plots $DOCS/accuracy_latency_*.png, stage times $LOGS/stage_seconds.txt"

@@ -235,6 +235,7 @@ def test_eval_cli_end_to_end_on_real_videos(tiny_model, bench, tmp_path, capsys)
         assert expected and point["identity_by_needle_frames"] == dict(sorted(expected.items()))
     assert all(p["new_tokens"] <= 4 for p in result["predictions"])
     assert "| accuracy % [95 % CI] |" in stdout
+    assert all(f"| {category} % [95 % CI] |" in stdout for category in result["categories"])  # per category too
     assert len([line for line in stdout.splitlines() if line.startswith("| ")]) == 3  # header + one row per point
     assert (tmp_path / "run.md").read_text().strip() == stdout.strip()
     assert (tmp_path / "run.png").stat().st_size > 10_000

@@ -11,6 +11,8 @@ from transformers import AutoModel, AutoProcessor, DynamicCache, pipeline
 
 from liteframe_hf.assets import asset_path
 from liteframe_hf.cli import main as cli
+from liteframe_hf.eval.plot import path_latency
+from liteframe_hf.eval.run import markdown_table
 from liteframe_hf.modeling.session_liteframe import CACHE_ARG, NotCacheable, VideoSession
 
 
@@ -238,6 +240,13 @@ def test_eval_reuse_video_matches_the_default_protocol(tiny_model, videos, tmp_p
     assert point["videos"] == 2 and point["latency_ms_first"]["total"]["median"] > 0 and point["wall_s"] > 0
     assert point["latency_ms_followup"]["encode"]["median"] == 0
     assert "latency_ms_first" not in default["points"][0] and "first_of_video" not in default["predictions"][0]
+    # Tables and plots read a reuse run's first questions, the ones that pay for the video (the paper's protocol).
+    assert path_latency(point) is point["latency_ms_first"] and path_latency(default["points"][0]) is \
+        default["points"][0]["latency_ms"]
+    table = markdown_table([reuse]).splitlines()
+    assert table[0].endswith("| total ms | follow-up total ms |")
+    assert table[2].endswith(f"| {point['latency_ms_first']['total']['median']:.1f} | "
+                             f"{point['latency_ms_followup']['total']['median']:.1f} |")
 
 
 def uncached_option_score(model, processor, video, question, option):

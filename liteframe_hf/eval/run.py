@@ -44,6 +44,7 @@ from typing import Callable
 import torch
 
 from .data import Manifest, ManifestError, Question, category_counts, load_manifest
+from .plot import path_latency
 
 STAGES = ("decode", "preprocess", "encode", "prefill", "generate")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -535,20 +536,30 @@ def card_rows(label: str, split: str, points: list[dict]) -> list[dict]:
     return rows
 
 
+def _percent_ci(part: dict) -> str:
+    return f"{100 * part['accuracy']:.1f} [{100 * part['ci_low']:.1f}, {100 * part['ci_high']:.1f}]"
+
+
 def markdown_table(results: list[dict]) -> str:
-    """One markdown table for one or more runs (medians per question; accuracy with its 95 % Wilson CI)."""
+    """One markdown table for one or more runs: accuracy overall and per category with 95 % Wilson CIs, the median
+    latency of a question that runs the whole path per stage (`path_latency`), and with `--reuse-video` the median
+    follow-up question's."""
     categories = sorted({c for r in results for p in r["points"] for c in p["per_category"]})
+    sessions = any(p.get("latency_ms_followup") for r in results for p in r["points"])
+    stages = ("decode", "encode", "prefill", "generate", "total")
     header = ["model", "frames", "n", "accuracy % [95 % CI]", "chance %", "unparseable"] + \
-             [f"{c} %" for c in categories] + [f"{s} ms" for s in ("decode", "encode", "prefill", "generate", "total")]
+             [f"{c} % [95 % CI]" for c in categories] + [f"{s} ms" for s in stages] + \
+             (["follow-up total ms"] if sessions else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in results:
         for p in r["points"]:
-            cells = [r["label"], str(p["frames"]), str(p["n"]),
-                     f"{100 * p['accuracy']:.1f} [{100 * p['ci_low']:.1f}, {100 * p['ci_high']:.1f}]",
-                     f"{100 * p['chance']:.1f}", str(p["unparseable"])]
-            cells += [f"{100 * p['per_category'][c]['accuracy']:.1f}" if c in p["per_category"] else "-"
-                      for c in categories]
-            cells += [f"{p['latency_ms'][s]['median']:.1f}" for s in ("decode", "encode", "prefill", "generate", "total")]
+            cells = [r["label"], str(p["frames"]), str(p["n"]), _percent_ci(p), f"{100 * p['chance']:.1f}",
+                     str(p["unparseable"])]
+            cells += [_percent_ci(p["per_category"][c]) if c in p["per_category"] else "-" for c in categories]
+            cells += [f"{path_latency(p)[s]['median']:.1f}" for s in stages]
+            if sessions:
+                followup = p.get("latency_ms_followup")
+                cells.append(f"{followup['total']['median']:.1f}" if followup else "-")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
