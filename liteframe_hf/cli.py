@@ -28,8 +28,9 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("data", "grounded"), "liteframe_hf.data.grounded", "short clips with one captioned cut-out in view, many views per object (CTD, alignment, LMA, recognition)"),
     (("convert",), "liteframe_hf.convert", "convert an InternVL3-*-hf checkpoint into a LiteFrame checkpoint (student initialised from InternViT)"),
     (("push",), "liteframe_hf.hub", "publish a LiteFrame model, its vision encoder or a LoRA adapter to the Hub (or --dry-run into a folder)"),
-    # `eval plot` / `eval lmms-task` before `eval`: the `eval` group then also stands for `liteframe eval MODEL`.
+    # `eval plot` / `compare` / `lmms-task` before `eval`: the `eval` group then also stands for `liteframe eval MODEL`.
     (("eval", "plot"), "liteframe_hf.eval.plot", "plot accuracy vs latency of one or more `liteframe eval --json` runs"),
+    (("eval", "compare"), "liteframe_hf.eval.compare", "one point of a `liteframe eval --json` run against another's on the same questions: paired accuracy difference with CI, latency ratio"),
     (("eval", "lmms-task"), "liteframe_hf.eval.lmms_task", "write an lmms-eval task (YAML + checked JSONL) for a QA manifest"),
     (("eval",), "liteframe_hf.eval.run", "multiple-choice video QA accuracy (95 % CI) and per-question latency at several frame counts"),
 ]

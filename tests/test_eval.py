@@ -307,3 +307,44 @@ def test_lmms_task_and_plugin_run_offline(tiny_model, bench, tmp_path):
     assert len(files) == 1, files
     results = json.loads(files[0].read_text())["results"]["needle_test"]
     assert 0 <= results["mcq_accuracy,none"] <= 100 and 0 <= results["unparseable,none"] <= 4
+
+
+def _run(label, frames, right, latency, first=None):
+    """A minimal `liteframe eval --json` result: ten questions q0-q9 (q0-q4 identity, q5-q9 count)."""
+    point = {"frames": frames, "accuracy": sum(right) / 10, "latency_ms": latency}
+    if first:
+        point["latency_ms_first"] = first
+    predictions = [{"id": f"q{i}", "frames": frames, "category": "identity" if i < 5 else "count", "correct": r}
+                   for i, r in enumerate(right)]
+    return {"label": label, "split": "test", "points": [point], "predictions": predictions}
+
+
+def test_eval_compare_pairs_the_same_questions(tmp_path, capsys):
+    from liteframe_hf.eval.compare import compare_points
+
+    ms = lambda enc, total: {"encode_prefill": {"median": enc}, "total": {"median": total}}
+    a = _run("lite", 64, [i < 6 for i in range(10)], ms(5, 20), first=ms(50, 200))  # --reuse-video: first questions
+    b = _run("teacher", 8, [4 <= i < 8 for i in range(10)], ms(100, 250))
+    result = compare_points(a, 64, b, 8)
+    # A alone right on q0-q3, B alone on q6-q7: +2 of 10; Wald half-width z * sqrt(6 - 2^2 / 10) / 10; McNemar's
+    # exact p = 2 * P(X <= 2), X ~ Binomial(6, 1/2) = 2 * 22 / 64.
+    overall = result["overall"]
+    assert (overall["only_a"], overall["only_b"], overall["n"]) == (4, 2, 10)
+    assert overall["difference"] == pytest.approx(0.2)
+    assert overall["ci_high"] - overall["difference"] == pytest.approx(1.959964 * 5.6 ** 0.5 / 10, rel=1e-6)
+    assert overall["mcnemar_p"] == pytest.approx(44 / 64)
+    assert result["per_category"]["identity"]["only_a"] == 4 and result["per_category"]["count"]["only_b"] == 2
+    assert result["latency_ratio"] == {"encode_prefill": 0.5, "total": 0.8}  # A's first questions, not follow-ups
+
+    paths = []
+    for name, run in (("a", a), ("b", b), ("other", _run("x", 8, [True] * 9 + [False], ms(1, 1)))):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(run))
+    paths[2].write_text(paths[2].read_text().replace('"q9"', '"q10"'))  # another question set
+    assert cli(["eval", "compare", f"{paths[0]}:64", f"{paths[1]}:8", "--json", str(tmp_path / "d.json")]) == 0
+    assert "| all | 10 | +20.0 [" in capsys.readouterr().out
+    assert json.loads((tmp_path / "d.json").read_text())["overall"]["only_a"] == 4
+    assert cli(["eval", "compare", f"{paths[0]}:64", f"{paths[2]}:8"]) == 2
+    assert "answered different questions" in capsys.readouterr().out
+    assert cli(["eval", "compare", f"{paths[0]}:32", f"{paths[1]}:8"]) == 2
+    assert "no 32-frame point" in capsys.readouterr().out
