@@ -19,14 +19,16 @@ from pathlib import Path
 import av
 import numpy as np
 
+from liteframe_hf.eval.data import asked_needle_index
 from liteframe_hf.training.synthetic import write_video
 
 
 def asked_needle(row: dict) -> dict:
-    """The needle whose caption is the right option of an identity question."""
-    right = row["options"]["ABCDEFGH".index(row["answer"])]
-    (needle,) = [n for n in row["needles"] if n["caption"] == right]
-    return needle
+    """The needle an identity question asks about (its caption is the right option)."""
+    index = asked_needle_index(row["options"], row["answer"], row["needles"])
+    if index is None:
+        raise SystemExit(f"{row['id']}: no needle is captioned with its right option")
+    return row["needles"][index]
 
 
 def window_of(row: dict, seconds: float) -> tuple[float, float]:

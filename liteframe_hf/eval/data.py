@@ -162,5 +162,12 @@ def category_counts(questions: list[Question]) -> dict[str, int]:
     return dict(sorted(Counter(q.category for q in questions).items()))
 
 
-__all__ = ["ANSWER_INSTRUCTION", "LETTERS", "Manifest", "ManifestError", "Question", "category_counts",
-           "load_manifest", "mcq_prompt"]
+def asked_needle_index(options: list[str], answer: str, needles: list[dict]) -> int | None:
+    """Which of a needle-benchmark row's `needles` an identity question asks about: the one whose caption is the
+    right option (None when none is)."""
+    right = options[LETTERS.index(answer)]
+    return next((i for i, needle in enumerate(needles) if needle["caption"] == right), None)
+
+
+__all__ = ["ANSWER_INSTRUCTION", "LETTERS", "Manifest", "ManifestError", "Question", "asked_needle_index",
+           "category_counts", "load_manifest", "mcq_prompt"]

@@ -43,7 +43,7 @@ from typing import Callable
 
 import torch
 
-from .data import Manifest, ManifestError, Question, category_counts, load_manifest
+from .data import Manifest, ManifestError, Question, asked_needle_index, category_counts, load_manifest
 from .plot import path_latency
 
 STAGES = ("decode", "preprocess", "encode", "prefill", "generate")
@@ -284,11 +284,11 @@ def identity_by_needle_frames(records: list[dict], questions: dict[str, Question
         question = questions[record["id"]]
         if question.category != "identity" or "needle_frames" not in record:
             continue
-        answer = question.options[ord(question.answer) - ord("A")]
-        caught = [k for n, k in zip(question.extra["needles"], record["needle_frames"]) if n["caption"] == answer]
-        if not caught:
+        asked = asked_needle_index(question.options, question.answer, question.extra["needles"])
+        if asked is None:
             continue
-        group = groups.setdefault(str(caught[0]) if caught[0] < 3 else "3+", {"correct": 0, "n": 0})
+        caught = record["needle_frames"][asked]
+        group = groups.setdefault(str(caught) if caught < 3 else "3+", {"correct": 0, "n": 0})
         group["n"] += 1
         group["correct"] += int(record["correct"])
     return {"identity_by_needle_frames": dict(sorted(groups.items()))} if groups else {}
